@@ -1,1 +1,51 @@
-fn main() {}
+//! `meridian`: the command-line face of Meridian's core.
+//!
+//! Exit codes: 0 success, 1 the answer is "no" (infeasible, violations found), 2 bad input.
+
+mod commands;
+mod demo;
+mod input;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "meridian", version, about = "Physical-aware placement for shared fleets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Solve, check, fail a node and repair, and explain — on the built-in example fleet.
+    Demo,
+    /// Validate a fleet file; report every problem with file, line and path.
+    Validate(commands::ValidateArgs),
+    /// Compute a target placement (full solve, or repair/rebalance of a current one).
+    Solve(commands::SolveArgs),
+    /// Verify a placement against every hard constraint.
+    Check(commands::CheckArgs),
+    /// Say why a replica is where it is.
+    Explain(commands::ExplainArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        Command::Validate(args) => commands::validate(args),
+        Command::Solve(args) => commands::solve(args),
+        Command::Check(args) => commands::check(args),
+        Command::Explain(args) => commands::explain(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

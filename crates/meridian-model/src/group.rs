@@ -198,15 +198,25 @@ fn resolve_spread(spec: &GroupSpec, topology: &Topology, replicas: u32, path: &s
     let names = spec.spread.as_ref().map(|s| s.to_vec()).unwrap_or_default();
     for (i, name) in names.iter().enumerate() {
         let Some(level) = level_id(topology, name, format!("{path}.spread[{i}]"), sink) else { continue };
-        let domains = topology.domains.iter().filter(|d| d.level == level).count();
-        if (domains as u32) < replicas {
-            sink.report(format!("{path}.spread"), format!("{replicas} replicas per partition need {replicas} distinct {name}s, but the fleet has {domains}"));
+        let mut usable: Vec<u32> = topology.node_ids().filter(|&n| group_allows(spec, topology, n)).filter_map(|n| topology.ancestor_at(n, level)).map(|d| d.0).collect();
+        usable.sort_unstable();
+        usable.dedup();
+        if (usable.len() as u32) < replicas {
+            sink.report(format!("{path}.spread"), format!("{replicas} replicas per partition need {replicas} distinct {name}s, but only {} hold nodes this group may use (selector and regions)", usable.len()));
         }
         if !spread.contains(&level) {
             spread.push(level);
         }
     }
     spread
+}
+
+/// Selector and residency straight from the spec (used before the group is resolved).
+fn group_allows(spec: &GroupSpec, topology: &Topology, node: crate::ids::NodeId) -> bool {
+    let labels = &topology.nodes[node.index()].labels;
+    let labels_match = spec.selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+    let region = &topology.regions[topology.region_of(node).index()].name;
+    labels_match && spec.regions.as_ref().is_none_or(|allowed| allowed.contains(region))
 }
 
 fn resolve_access(spec: &GroupSpec, topology: &Topology, path: &str, sink: &mut ProblemSink) -> Vec<(RegionId, f64)> {

@@ -1,0 +1,249 @@
+//! Static facts the solver precomputes once per fleet: which nodes each group may use, which
+//! domains become known at each step of the tree search, and the lower bounds that balance is
+//! measured against.
+
+use std::collections::BTreeMap;
+
+use meridian_model::{DomainId, Fleet, GroupId, LevelId, NodeId};
+
+/// Precomputed, immutable per-fleet data.
+pub struct Context<'a> {
+    pub fleet: &'a Fleet,
+    pub dims: usize,
+    /// Per group: its eligibility class (groups with the same selector and regions share one).
+    pub class_of_group: Vec<usize>,
+    /// `eligible[class][domain]`: nodes under the domain that the class may use.
+    pub eligible: Vec<Vec<u32>>,
+    /// Domains first covered when the search enters a network domain: those shared by every
+    /// node under it but not by every node under its parent (CSR over domains).
+    newly_offsets: Vec<u32>,
+    newly_ids: Vec<DomainId>,
+    /// Roots of the search: the network tree's roots.
+    pub roots: Vec<DomainId>,
+    /// Balance targets: lower bound of utilization per `level * dims + dim` (0 = none).
+    pub lower_bound: Vec<f64>,
+    /// Anti-affinity relations per group, both directions: (other group, level).
+    pub anti_affinity: Vec<Vec<(GroupId, LevelId)>>,
+    /// Per (group, level) pairs that need domain occupancy counts.
+    pub tracked: Vec<Vec<LevelId>>,
+    /// Nodes under each domain, in either tree (CSR over domains).
+    under_offsets: Vec<u32>,
+    under_ids: Vec<NodeId>,
+    pub latency_scale: f64,
+    pub cost_scale: f64,
+    pub size_scale: f64,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(fleet: &'a Fleet) -> Self {
+        let topology = &fleet.topology;
+        let (class_of_group, eligible) = eligibility(fleet);
+        let (newly_offsets, newly_ids) = newly_covered(fleet);
+        let anti_affinity = symmetric_anti_affinity(fleet);
+        let mut tracked = vec![Vec::new(); fleet.groups.len()];
+        for (g, relations) in anti_affinity.iter().enumerate() {
+            for &(other, level) in relations {
+                for group in [g, other.index()] {
+                    if !tracked[group].contains(&level) {
+                        tracked[group].push(level);
+                    }
+                }
+            }
+        }
+        for group in &fleet.groups {
+            for &(other, level) in &group.affinity {
+                if !tracked[other.index()].contains(&level) {
+                    tracked[other.index()].push(level);
+                }
+            }
+        }
+        let max_latency = topology.latency_ms.iter().copied().filter(|l| l.is_finite()).fold(0.0, f64::max);
+        let max_cost = topology.nodes.iter().map(|n| n.cost_per_gib_month).fold(0.0, f64::max);
+        let max_size = fleet.groups.iter().map(|g| g.size_gib).fold(0.0, f64::max);
+        let (under_offsets, under_ids) = nodes_under(fleet);
+        Context {
+            fleet,
+            under_offsets,
+            under_ids,
+            dims: fleet.dims_count(),
+            class_of_group,
+            eligible,
+            newly_offsets,
+            newly_ids,
+            roots: topology.network_roots.clone(),
+            lower_bound: lower_bounds(fleet),
+            anti_affinity,
+            tracked,
+            latency_scale: if max_latency > 0.0 { 1.0 / max_latency } else { 0.0 },
+            cost_scale: if max_cost > 0.0 { 1.0 / max_cost } else { 0.0 },
+            size_scale: if max_size > 0.0 { 1.0 / max_size } else { 0.0 },
+        }
+    }
+
+    /// Domains whose constraints are first decided when the search enters `domain`.
+    pub fn newly_covered(&self, domain: DomainId) -> &[DomainId] {
+        let start = self.newly_offsets[domain.index()] as usize;
+        let end = self.newly_offsets[domain.index() + 1] as usize;
+        &self.newly_ids[start..end]
+    }
+
+    pub fn nodes_under(&self, domain: DomainId) -> &[NodeId] {
+        let start = self.under_offsets[domain.index()] as usize;
+        let end = self.under_offsets[domain.index() + 1] as usize;
+        &self.under_ids[start..end]
+    }
+
+    pub fn eligible_under(&self, group: GroupId, domain: DomainId) -> u32 {
+        self.eligible[self.class_of_group[group.index()]][domain.index()]
+    }
+
+    pub fn lower_bound(&self, level: LevelId, dim: usize) -> f64 {
+        self.lower_bound[level.index() * self.dims + dim]
+    }
+}
+
+/// Groups with equal selector and regions share one class of eligible nodes.
+fn eligibility(fleet: &Fleet) -> (Vec<usize>, Vec<Vec<u32>>) {
+    let topology = &fleet.topology;
+    let mut classes: BTreeMap<(Vec<(String, String)>, Option<Vec<u16>>), usize> = BTreeMap::new();
+    let mut class_of_group = Vec::with_capacity(fleet.groups.len());
+    let mut eligible: Vec<Vec<u32>> = Vec::new();
+    for group in &fleet.groups {
+        let key = (
+            group.selector.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            group.regions.as_ref().map(|r| r.iter().map(|x| x.0).collect()),
+        );
+        let next = classes.len();
+        let class = *classes.entry(key).or_insert(next);
+        if class == eligible.len() {
+            let mut counts = vec![0u32; topology.domains.len()];
+            for node in topology.node_ids() {
+                if group.node_allowed(topology, node) {
+                    for domain in topology.chain(node) {
+                        counts[domain.index()] += 1;
+                    }
+                }
+            }
+            eligible.push(counts);
+        }
+        class_of_group.push(class);
+    }
+    (class_of_group, eligible)
+}
+
+/// For each network domain X: the domains every node under X shares, minus those every node
+/// under X's parent shares. Entering X in the search decides exactly these.
+fn newly_covered(fleet: &Fleet) -> (Vec<u32>, Vec<DomainId>) {
+    let topology = &fleet.topology;
+    let count = topology.domains.len();
+    let mut covered: Vec<Option<Vec<DomainId>>> = vec![None; count];
+    // Nodes first: their chain. Then fold upward through network parents by intersection.
+    for node in topology.node_ids() {
+        let mut chain: Vec<DomainId> = topology.chain(node).to_vec();
+        chain.sort();
+        covered[topology.node_domain(node).index()] = Some(chain);
+    }
+    let mut order: Vec<DomainId> = topology.domain_ids().collect();
+    order.sort_by_key(|d| std::cmp::Reverse(depth(fleet, *d)));
+    for domain in order {
+        let Some(parent) = topology.domain(domain).network_parent else { continue };
+        let Some(mine) = covered[domain.index()].clone() else { continue };
+        let merged = match covered[parent.index()].take() {
+            None => mine.into_iter().filter(|d| *d != domain).collect(),
+            Some(existing) => existing.into_iter().filter(|d| mine.contains(d)).collect(),
+        };
+        covered[parent.index()] = Some(merged);
+    }
+    let mut offsets = vec![0u32];
+    let mut ids = Vec::new();
+    for domain in topology.domain_ids() {
+        let mine = covered[domain.index()].as_deref().unwrap_or(&[]);
+        let parent = topology.domain(domain).network_parent.and_then(|p| covered[p.index()].as_deref()).unwrap_or(&[]);
+        ids.extend(mine.iter().filter(|d| !parent.contains(d)));
+        offsets.push(ids.len() as u32);
+    }
+    (offsets, ids)
+}
+
+fn depth(fleet: &Fleet, domain: DomainId) -> usize {
+    let mut depth = 0;
+    let mut cursor = fleet.topology.domain(domain).network_parent;
+    while let Some(parent) = cursor {
+        depth += 1;
+        cursor = fleet.topology.domain(parent).network_parent;
+    }
+    depth
+}
+
+fn symmetric_anti_affinity(fleet: &Fleet) -> Vec<Vec<(GroupId, LevelId)>> {
+    let mut relations = vec![Vec::new(); fleet.groups.len()];
+    for group in &fleet.groups {
+        for &(other, level) in &group.anti_affinity {
+            for (from, to) in [(group.id, other), (other, group.id)] {
+                if !relations[from.index()].contains(&(to, level)) {
+                    relations[from.index()].push((to, level));
+                }
+            }
+        }
+    }
+    relations
+}
+
+/// Total steady demand per dimension if every replica is placed in its designated state.
+pub fn total_demand(fleet: &Fleet) -> Vec<f64> {
+    let mut demand = vec![0.0; fleet.dims_count()];
+    for group in &fleet.groups {
+        for &state in &group.slot_states {
+            for (x, h) in group.heat[state.index()].iter().enumerate() {
+                demand[x] += h * group.partitions as f64;
+            }
+        }
+    }
+    demand
+}
+
+/// The simple lower bound on peak utilization per level and dimension: total demand over
+/// total limit at that level, defined where every node sits under a limited domain of it.
+pub fn lower_bounds(fleet: &Fleet) -> Vec<f64> {
+    let topology = &fleet.topology;
+    let d = fleet.dims_count();
+    let demand = total_demand(fleet);
+    let mut bounds = vec![0.0; topology.levels.len() * d];
+    for (l, _) in topology.levels.iter().enumerate() {
+        let level = LevelId(l as u16);
+        for x in 0..d {
+            let mut total = 0.0;
+            let mut covers_all = true;
+            for node in topology.node_ids() {
+                match topology.ancestor_at(node, level) {
+                    Some(domain) if fleet.limit_of(domain)[x].is_finite() => {}
+                    _ => covers_all = false,
+                }
+            }
+            for domain in topology.domain_ids().filter(|d| topology.domain(*d).level == level) {
+                total += fleet.limit_of(domain)[x];
+            }
+            if covers_all && total > 0.0 && total.is_finite() {
+                bounds[l * d + x] = demand[x] / total;
+            }
+        }
+    }
+    bounds
+}
+
+fn nodes_under(fleet: &Fleet) -> (Vec<u32>, Vec<NodeId>) {
+    let topology = &fleet.topology;
+    let mut lists: Vec<Vec<NodeId>> = vec![Vec::new(); topology.domains.len()];
+    for node in topology.node_ids() {
+        for domain in topology.chain(node) {
+            lists[domain.index()].push(node);
+        }
+    }
+    let mut offsets = vec![0u32];
+    let mut ids = Vec::new();
+    for list in lists {
+        ids.extend(list);
+        offsets.push(ids.len() as u32);
+    }
+    (offsets, ids)
+}

@@ -1,0 +1,54 @@
+//! Placement quality: peak utilization per level and dimension against the simple lower bound
+//! (total demand over total limit at that level), and the data a solution moves.
+
+use serde::Serialize;
+
+use meridian_model::{Fleet, LevelId, Placement};
+
+use crate::context::lower_bounds;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelQuality {
+    pub level: String,
+    pub dimension: String,
+    /// Highest utilization of the limit (capacity less headroom) among the level's domains.
+    pub peak: f64,
+    pub lower_bound: f64,
+    /// peak / lower_bound: 1.0 is perfect balance.
+    pub ratio: f64,
+}
+
+/// Quality rows for every level and dimension with a defined bound, worst ratio first.
+pub fn quality(fleet: &Fleet, placement: &Placement) -> Vec<LevelQuality> {
+    let topology = &fleet.topology;
+    let dims = fleet.dims_count();
+    let mut used = vec![0.0; topology.domains.len() * dims];
+    for (slot, s) in placement.slots.iter().enumerate() {
+        let Some(node) = s.node() else { continue };
+        let (group, ..) = fleet.locate_slot(slot);
+        let heat = &fleet.group(group).heat[s.state.index()];
+        for &domain in topology.chain(node) {
+            for (x, h) in heat.iter().enumerate() {
+                used[domain.index() * dims + x] += h;
+            }
+        }
+    }
+    let bounds = lower_bounds(fleet);
+    let mut rows = Vec::new();
+    for (l, level) in topology.levels.iter().enumerate() {
+        for x in 0..dims {
+            let bound = bounds[l * dims + x];
+            if bound <= 0.0 {
+                continue;
+            }
+            let peak = topology
+                .domain_ids()
+                .filter(|d| topology.domain(*d).level == LevelId(l as u16))
+                .map(|d| used[d.index() * dims + x] / fleet.limit[d.index() * dims + x])
+                .fold(0.0, f64::max);
+            rows.push(LevelQuality { level: level.name.clone(), dimension: fleet.dims.names()[x].clone(), peak, lower_bound: bound, ratio: peak / bound });
+        }
+    }
+    rows.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(a.level.cmp(&b.level)).then(a.dimension.cmp(&b.dimension)));
+    rows
+}

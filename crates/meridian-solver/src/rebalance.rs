@@ -1,0 +1,243 @@
+//! Rebalance: lower the peak utilization at every level toward its lower bound, moving as
+//! little data as possible.
+//!
+//! Repeatedly take the domain and dimension furthest above its level's lower bound, and relieve
+//! it with the cheapest change that lowers the peak: first a leader hand-off (swap roles with
+//! a follower elsewhere; no data moves), then a replica move, cheapest bytes per unit of heat
+//! first. Stop when every domain is within tolerance of its bound or nothing helps.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use meridian_model::placement::Slot;
+use meridian_model::{DomainId, NodeId, StateId};
+
+use crate::context::Context;
+use crate::search::{best_node, mix, Request};
+use crate::solve::Options;
+use crate::state::State;
+
+/// Nodes of a hot domain tried per relief attempt, and replicas per node.
+const HOT_NODES_TRIED_MAX: usize = 8;
+const REPLICAS_TRIED_MAX: usize = 24;
+
+pub struct Outcome {
+    pub moves: usize,
+    pub swaps: usize,
+}
+
+#[derive(PartialEq)]
+struct Hot {
+    ratio: f64,
+    domain: DomainId,
+    dim: usize,
+}
+impl Eq for Hot {}
+impl PartialOrd for Hot {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Hot {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.ratio.total_cmp(&other.ratio).then(other.domain.cmp(&self.domain)).then(other.dim.cmp(&self.dim))
+    }
+}
+
+/// Utilization of `domain` in `dim` over its level's lower bound (0 where no bound applies).
+fn ratio(context: &Context, state: &State, domain: DomainId, dim: usize) -> f64 {
+    let fleet = context.fleet;
+    let bound = context.lower_bound(fleet.topology.domain(domain).level, dim);
+    let limit = fleet.limit[domain.index() * context.dims + dim];
+    if bound <= 0.0 || !limit.is_finite() || limit <= 0.0 {
+        return 0.0;
+    }
+    state.used[domain.index() * context.dims + dim] / limit / bound
+}
+
+/// Highest ratio over a node's chain if `heat` were added to it.
+fn chain_ratio_with(context: &Context, state: &State, node: NodeId, heat: &[f64]) -> f64 {
+    let fleet = context.fleet;
+    let mut worst = 0.0f64;
+    for &domain in fleet.topology.chain(node) {
+        let bound_base = fleet.topology.domain(domain).level.index() * context.dims;
+        for (x, &h) in heat.iter().enumerate() {
+            let bound = context.lower_bound[bound_base + x];
+            let limit = fleet.limit[domain.index() * context.dims + x];
+            if h == 0.0 || bound <= 0.0 || !limit.is_finite() || limit <= 0.0 {
+                continue;
+            }
+            worst = worst.max((state.used[domain.index() * context.dims + x] + h) / limit / bound);
+        }
+    }
+    worst
+}
+
+pub fn rebalance(context: &Context, state: &mut State, current: &[Slot], options: &Options) -> Outcome {
+    let fleet = context.fleet;
+    let topology = &fleet.topology;
+    let mut node_slots: Vec<Vec<u32>> = vec![Vec::new(); topology.nodes.len()];
+    for (slot, s) in state.slots.iter().enumerate() {
+        if let Some(node) = s.node() {
+            node_slots[node.index()].push(slot as u32);
+        }
+    }
+    let mut heap = BinaryHeap::new();
+    for domain in topology.domain_ids() {
+        for dim in 0..context.dims {
+            let r = ratio(context, state, domain, dim);
+            if r > 1.0 + options.tolerance {
+                heap.push(Hot { ratio: r, domain, dim });
+            }
+        }
+    }
+    let mut outcome = Outcome { moves: 0, swaps: 0 };
+    let mut stuck: BTreeSet<(DomainId, usize)> = BTreeSet::new();
+    let iterations_max = options.moves_max.saturating_mul(4).max(16);
+    for _ in 0..iterations_max {
+        let Some(hot) = heap.pop() else { break };
+        let now = ratio(context, state, hot.domain, hot.dim);
+        if now <= 1.0 + options.tolerance || stuck.contains(&(hot.domain, hot.dim)) {
+            continue;
+        }
+        if now + 1e-12 < hot.ratio {
+            heap.push(Hot { ratio: now, ..hot });
+            continue;
+        }
+        if outcome.moves >= options.moves_max {
+            break;
+        }
+        match relieve(context, state, &mut node_slots, current, &hot, now, options) {
+            Some((changed, moved)) => {
+                if moved {
+                    outcome.moves += 1;
+                } else {
+                    outcome.swaps += 1;
+                }
+                for node in changed {
+                    for &domain in topology.chain(node) {
+                        for dim in 0..context.dims {
+                            let r = ratio(context, state, domain, dim);
+                            if r > 1.0 + options.tolerance {
+                                heap.push(Hot { ratio: r, domain, dim });
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                stuck.insert((hot.domain, hot.dim));
+            }
+        }
+    }
+    outcome
+}
+
+/// Tries one change that lowers `hot`'s ratio without raising any other above `now`.
+/// Returns the nodes whose load grew and whether data moved.
+fn relieve(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], current: &[Slot], hot: &Hot, now: f64, options: &Options) -> Option<(Vec<NodeId>, bool)> {
+    let fleet = context.fleet;
+    let topology = &fleet.topology;
+    let mut nodes: Vec<NodeId> = context.nodes_under(hot.domain).to_vec();
+    let load = |n: &NodeId| state.used[topology.node_domain(*n).index() * context.dims + hot.dim];
+    let hottest_first = |a: &NodeId, b: &NodeId| load(b).total_cmp(&load(a)).then(a.cmp(b));
+    if nodes.len() > HOT_NODES_TRIED_MAX {
+        nodes.select_nth_unstable_by(HOT_NODES_TRIED_MAX, hottest_first);
+        nodes.truncate(HOT_NODES_TRIED_MAX);
+    }
+    nodes.sort_by(hottest_first);
+    for &node in nodes.iter().take(HOT_NODES_TRIED_MAX) {
+        if let Some(partner) = try_leader_swap(context, state, node_slots, node, hot, now, &options.drain) {
+            return Some((vec![partner], false));
+        }
+        if let Some(target) = try_move(context, state, node_slots, current, node, hot, now, options) {
+            return Some((vec![target], true));
+        }
+    }
+    None
+}
+
+/// Whether a pin holds the replica in `slot` on `node` (then it must not move or change role).
+fn pinned_here(context: &Context, slot: usize, node: NodeId) -> bool {
+    let fleet = context.fleet;
+    let (group, partition, _) = fleet.locate_slot(slot);
+    fleet.group(group).pins.iter().any(|pin| pin.partition == partition && pin.node == node)
+}
+
+/// Replicas on `node` that carry heat in `dim`, cheapest to move (bytes per heat) first.
+fn candidates(context: &Context, state: &State, node_slots: &[Vec<u32>], node: NodeId, dim: usize) -> Vec<usize> {
+    let fleet = context.fleet;
+    let mut list: Vec<(f64, usize)> = node_slots[node.index()]
+        .iter()
+        .map(|&s| s as usize)
+        .filter_map(|slot| {
+            let group = fleet.group(state.group_of(slot));
+            let heat = group.heat[state.slots[slot].state.index()][dim];
+            (heat > 0.0 && !pinned_here(context, slot, node)).then(|| (group.size_gib / heat, slot))
+        })
+        .collect();
+    list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    list.into_iter().map(|(_, slot)| slot).take(REPLICAS_TRIED_MAX).collect()
+}
+
+fn try_leader_swap(context: &Context, state: &mut State, node_slots: &[Vec<u32>], node: NodeId, hot: &Hot, now: f64, drain: &[DomainId]) -> Option<NodeId> {
+    let fleet = context.fleet;
+    for slot in candidates(context, state, node_slots, node, hot.dim) {
+        let group = fleet.group(state.group_of(slot));
+        let leader = fleet.products[group.product.index()].leader;
+        let leader_state = state.slots[slot].state;
+        if leader != Some(leader_state) {
+            continue;
+        }
+        let (_, partition, _) = fleet.locate_slot(slot);
+        let first = group.partition_slot(partition);
+        for sibling in first..first + group.replicas_per_partition() {
+            let Some(other) = state.node_of(sibling) else { continue };
+            if sibling == slot || pinned_here(context, sibling, other) || fleet.topology.chain(other).contains(&hot.domain) || drain.iter().any(|d| fleet.topology.chain(other).contains(d)) {
+                continue;
+            }
+            let follower_state = state.slots[sibling].state;
+            let delta: Vec<f64> = group.heat[leader_state.index()].iter().zip(&group.heat[follower_state.index()]).map(|(l, f)| (l - f).max(0.0)).collect();
+            if delta[hot.dim] <= 0.0 || !fits(context, state, other, &delta) || chain_ratio_with(context, state, other, &delta) >= now - 1e-9 {
+                continue;
+            }
+            state.set_state(context, slot, follower_state);
+            state.set_state(context, sibling, leader_state);
+            return Some(other);
+        }
+    }
+    None
+}
+
+fn fits(context: &Context, state: &State, node: NodeId, heat: &[f64]) -> bool {
+    let fleet = context.fleet;
+    fleet.topology.chain(node).iter().all(|domain| {
+        let base = domain.index() * context.dims;
+        heat.iter().enumerate().all(|(x, &h)| h == 0.0 || state.used[base + x] + h <= fleet.limit[base + x] * (1.0 + 1e-12))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn try_move(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], current: &[Slot], node: NodeId, hot: &Hot, now: f64, options: &Options) -> Option<NodeId> {
+    let fleet = context.fleet;
+    let (seed, drain) = (options.seed, options.drain.as_slice());
+    for slot in candidates(context, state, node_slots, node, hot.dim) {
+        let replica_state: StateId = state.slots[slot].state;
+        let heat = fleet.group(state.group_of(slot)).heat[replica_state.index()].clone();
+        state.unplace(context, slot);
+        let mut request = Request::for_slot(context, state, slot, replica_state, current[slot].node());
+        request.exclude.push(hot.domain);
+        request.exclude.extend_from_slice(drain);
+        let found = best_node(context, state, &request, seed ^ mix(slot as u64 ^ 0xA5A5));
+        match found {
+            Some((target, _)) if chain_ratio_with(context, state, target, &heat) < now - 1e-9 => {
+                state.place(context, slot, target, replica_state);
+                node_slots[node.index()].retain(|&s| s as usize != slot);
+                node_slots[target.index()].push(slot as u32);
+                return Some(target);
+            }
+            _ => state.place(context, slot, node, replica_state),
+        }
+    }
+    None
+}

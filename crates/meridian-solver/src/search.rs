@@ -1,0 +1,241 @@
+//! Finding the best node for one replica: a best-first search down the network tree.
+//!
+//! Each network domain the search enters decides some constraints for good (the domains every
+//! node under it shares: the rack, and through the rack its PDU and feed). The score of a
+//! partial path never decreases as the search goes down (pressure is a max over more domains,
+//! the other terms only add), so the first node popped from the queue is the best node of the
+//! whole fleet under the score — exactly what [`score_node`] computes for a single node, which
+//! `explain` and the tests use to check the search.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use meridian_model::{DomainId, GroupId, LevelId, NodeId, StateId};
+
+use crate::context::Context;
+use crate::score::{Rejection, Score, BALANCE_TARGET_FLOOR};
+use crate::state::State;
+
+/// Bound on queue pops for one search, far above any real fleet's need (every domain once).
+pub const SEARCH_POPS_MAX: usize = 50_000_000;
+
+/// One replica looking for a node.
+pub struct Request {
+    pub group: GroupId,
+    pub partition: u32,
+    pub state: StateId,
+    /// Dimensions in which the replica has heat, with the amount.
+    pub heat: Vec<(usize, f64)>,
+    /// Domains (at the group's spread levels) already holding a replica of the partition.
+    pub taken: Vec<DomainId>,
+    /// The node the replica is on now; every other node pays the movement term.
+    pub current: Option<NodeId>,
+    /// Domains the replica must not land under (the hot domain it leaves, drained domains).
+    pub exclude: Vec<DomainId>,
+    /// Soft affinity: at this level, domains holding the partner partition.
+    pub affinity: Vec<(LevelId, Vec<DomainId>)>,
+    pub gravity_weight: f64,
+    pub movement_penalty: f64,
+}
+
+impl Request {
+    /// Builds the request for `slot` given the current state (siblings, partners).
+    pub fn for_slot(context: &Context, state: &State, slot: usize, replica_state: StateId, current: Option<NodeId>) -> Request {
+        let fleet = context.fleet;
+        let (group_id, partition, _) = fleet.locate_slot(slot);
+        let group = fleet.group(group_id);
+        let topology = &fleet.topology;
+        let heat = group.heat[replica_state.index()].iter().enumerate().filter(|(_, h)| **h > 0.0).map(|(x, h)| (x, *h)).collect();
+        let first = group.partition_slot(partition);
+        let mut taken = Vec::new();
+        for sibling in first..first + group.replicas_per_partition() {
+            if sibling == slot {
+                continue;
+            }
+            if let Some(node) = state.node_of(sibling) {
+                taken.extend(group.spread.iter().filter_map(|&level| topology.ancestor_at(node, level)));
+            }
+        }
+        let affinity = group
+            .affinity
+            .iter()
+            .map(|&(other, level)| {
+                let partner = fleet.group(other);
+                let p = partition % partner.partitions;
+                let start = partner.partition_slot(p);
+                let domains = (start..start + partner.replicas_per_partition()).filter_map(|s| state.node_of(s)).filter_map(|n| topology.ancestor_at(n, level)).collect();
+                (level, domains)
+            })
+            .collect();
+        let model = fleet.product_of(group_id);
+        let objectives = &fleet.objectives;
+        Request {
+            group: group_id,
+            partition,
+            state: replica_state,
+            heat,
+            taken,
+            current,
+            exclude: Vec::new(),
+            affinity,
+            gravity_weight: objectives.gravity * model.gravity_weight[replica_state.index()] * context.latency_scale,
+            movement_penalty: objectives.movement * group.size_gib * context.size_scale,
+        }
+    }
+}
+
+/// Evaluates the domains newly decided on entering a search step, folding into `score`.
+pub fn evaluate_domains(context: &Context, state: &State, request: &Request, domains: &[DomainId], score: &mut Score) -> Result<(), Rejection> {
+    let fleet = context.fleet;
+    let topology = &fleet.topology;
+    let dims = context.dims;
+    let mut pressure = 0.0f64;
+    for &domain in domains {
+        if request.exclude.contains(&domain) {
+            return Err(Rejection::Excluded { domain });
+        }
+        let level = topology.domain(domain).level;
+        let base = domain.index() * dims;
+        for &(x, h) in &request.heat {
+            let limit = fleet.limit[base + x];
+            if !limit.is_finite() {
+                continue;
+            }
+            let after = state.used[base + x] + h;
+            if after > limit * (1.0 + 1e-12) {
+                return Err(Rejection::Capacity { domain, dim: x, need: h, free: (limit - state.used[base + x]).max(0.0) });
+            }
+            let target = context.lower_bound(level, x).max(BALANCE_TARGET_FLOOR);
+            let utilization = if limit > 0.0 { after / limit } else { 0.0 };
+            pressure = pressure.max(utilization / target);
+        }
+        if request.taken.contains(&domain) {
+            return Err(Rejection::Spread { domain });
+        }
+        for &(other, relation_level) in &context.anti_affinity[request.group.index()] {
+            if relation_level == level && state.occupancy(other, domain) > 0 {
+                return Err(Rejection::AntiAffinity { group: other, domain });
+            }
+        }
+        if Some(level) == topology.region_level {
+            score.gravity += gravity(context, request, domain);
+        }
+        for (affinity_level, partners) in &request.affinity {
+            if *affinity_level == level && !partners.is_empty() && !partners.contains(&domain) {
+                score.affinity += fleet.objectives.affinity;
+            }
+        }
+    }
+    score.balance = score.balance.max(pressure * fleet.objectives.balance);
+    Ok(())
+}
+
+fn gravity(context: &Context, request: &Request, region_domain: DomainId) -> f64 {
+    let topology = &context.fleet.topology;
+    let Some(region) = topology.regions.iter().position(|r| r.domain == Some(region_domain)) else { return 0.0 };
+    let region = meridian_model::RegionId(region as u16);
+    let access = &context.fleet.group(request.group).access;
+    let latency: f64 = access.iter().map(|&(from, share)| share * topology.latency(from, region)).sum();
+    latency * request.gravity_weight
+}
+
+/// Node-level terms: storage price and movement.
+fn finish_node(context: &Context, request: &Request, node: NodeId, score: &mut Score) {
+    let fleet = context.fleet;
+    let info = &fleet.topology.nodes[node.index()];
+    score.cost = fleet.objectives.cost * info.cost_per_gib_month * context.cost_scale;
+    if request.current.is_some_and(|current| current != node) {
+        score.movement = request.movement_penalty;
+    }
+}
+
+/// The full score of one node for `request`, or the first constraint it breaks.
+pub fn score_node(context: &Context, state: &State, request: &Request, node: NodeId) -> Result<Score, Rejection> {
+    let fleet = context.fleet;
+    if !fleet.group(request.group).node_allowed(&fleet.topology, node) {
+        return Err(Rejection::Eligibility);
+    }
+    let mut path = Vec::new();
+    let mut cursor = Some(fleet.topology.node_domain(node));
+    while let Some(domain) = cursor {
+        path.push(domain);
+        cursor = fleet.topology.domain(domain).network_parent;
+    }
+    let mut score = Score::default();
+    for &domain in path.iter().rev() {
+        evaluate_domains(context, state, request, context.newly_covered(domain), &mut score)?;
+    }
+    finish_node(context, request, node, &mut score);
+    Ok(score)
+}
+
+struct Entry {
+    total: f64,
+    tie: u64,
+    domain: DomainId,
+    score: Score,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Reversed: `BinaryHeap` pops the largest, we want the lowest score.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.total.total_cmp(&self.total).then(other.tie.cmp(&self.tie)).then(other.domain.cmp(&self.domain))
+    }
+}
+
+/// A cheap, well-mixed hash (splitmix64) for seeded tie-breaks between equal scores.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The best node for `request`, with its score; `None` if no node satisfies every constraint.
+pub fn best_node(context: &Context, state: &State, request: &Request, seed: u64) -> Option<(NodeId, Score)> {
+    let fleet = context.fleet;
+    let topology = &fleet.topology;
+    let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
+    let mut heap = BinaryHeap::new();
+    let push = |heap: &mut BinaryHeap<Entry>, domain: DomainId, parent: Score| {
+        if context.eligible_under(request.group, domain) == 0 {
+            return;
+        }
+        let mut score = parent;
+        if evaluate_domains(context, state, request, context.newly_covered(domain), &mut score).is_err() {
+            return;
+        }
+        if let Some(node) = topology.domain(domain).node {
+            if !fleet.group(request.group).node_allowed(topology, node) {
+                return;
+            }
+            finish_node(context, request, node, &mut score);
+        }
+        heap.push(Entry { total: score.total(), tie: mix(salt ^ domain.0 as u64), domain, score });
+    };
+    for &root in &context.roots {
+        push(&mut heap, root, Score::default());
+    }
+    for _ in 0..SEARCH_POPS_MAX {
+        let entry = heap.pop()?;
+        let domain = topology.domain(entry.domain);
+        if let Some(node) = domain.node {
+            return Some((node, entry.score));
+        }
+        for &child in &domain.network_children {
+            push(&mut heap, child, entry.score);
+        }
+    }
+    None
+}

@@ -1,0 +1,111 @@
+//! The solver's mutable state: where each replica is, and the load it puts on every domain.
+
+use std::collections::HashMap;
+
+use meridian_model::placement::{Slot, UNASSIGNED};
+use meridian_model::{DomainId, GroupId, NodeId, StateId};
+
+use crate::context::Context;
+
+pub struct State {
+    /// Steady load per `domain * dims + dim`, maintained incrementally.
+    pub used: Vec<f64>,
+    pub slots: Vec<Slot>,
+    /// Replicas of a group under a domain, for the (group, level) pairs that constraints
+    /// and objectives look at (anti-affinity, affinity). Looked up, never iterated.
+    occupancy: HashMap<(GroupId, DomainId), u32>,
+    /// Group of each slot, so placement changes need no search.
+    slot_group: Vec<GroupId>,
+}
+
+impl State {
+    pub fn new(context: &Context, slots: Vec<Slot>) -> State {
+        let fleet = context.fleet;
+        assert_eq!(slots.len(), fleet.slot_count, "a state holds one slot per replica");
+        let mut slot_group = Vec::with_capacity(fleet.slot_count);
+        for group in &fleet.groups {
+            slot_group.extend(std::iter::repeat_n(group.id, group.slot_count()));
+        }
+        let mut state = State {
+            used: vec![0.0; fleet.topology.domains.len() * context.dims],
+            slots: vec![Slot { node: UNASSIGNED, state: StateId(0) }; slots.len()],
+            occupancy: HashMap::new(),
+            slot_group,
+        };
+        for (index, slot) in slots.into_iter().enumerate() {
+            state.slots[index].state = slot.state;
+            if let Some(node) = slot.node() {
+                state.place(context, index, node, slot.state);
+            }
+        }
+        state
+    }
+
+    pub fn group_of(&self, slot: usize) -> GroupId {
+        self.slot_group[slot]
+    }
+
+    pub fn node_of(&self, slot: usize) -> Option<NodeId> {
+        self.slots[slot].node()
+    }
+
+    pub fn used_of(&self, domain: DomainId, dims: usize) -> &[f64] {
+        &self.used[domain.index() * dims..domain.index() * dims + dims]
+    }
+
+    pub fn occupancy(&self, group: GroupId, domain: DomainId) -> u32 {
+        self.occupancy.get(&(group, domain)).copied().unwrap_or(0)
+    }
+
+    pub fn place(&mut self, context: &Context, slot: usize, node: NodeId, state: StateId) {
+        debug_assert_eq!(self.slots[slot].node, UNASSIGNED, "slot {slot} is already placed");
+        self.slots[slot] = Slot { node: node.0, state };
+        self.apply(context, slot, node, state, 1.0);
+    }
+
+    pub fn unplace(&mut self, context: &Context, slot: usize) -> Option<NodeId> {
+        let node = self.slots[slot].node()?;
+        let state = self.slots[slot].state;
+        self.apply(context, slot, node, state, -1.0);
+        self.slots[slot].node = UNASSIGNED;
+        Some(node)
+    }
+
+    /// Changes a placed replica's state (promote/demote) in place: no data moves.
+    pub fn set_state(&mut self, context: &Context, slot: usize, state: StateId) {
+        match self.slots[slot].node() {
+            Some(node) => {
+                let old = self.slots[slot].state;
+                self.apply(context, slot, node, old, -1.0);
+                self.slots[slot].state = state;
+                self.apply(context, slot, node, state, 1.0);
+            }
+            None => self.slots[slot].state = state,
+        }
+    }
+
+    fn apply(&mut self, context: &Context, slot: usize, node: NodeId, state: StateId, sign: f64) {
+        let fleet = context.fleet;
+        let group = self.slot_group[slot];
+        let heat = &fleet.groups[group.index()].heat[state.index()];
+        let dims = context.dims;
+        for &domain in fleet.topology.chain(node) {
+            let base = domain.index() * dims;
+            for (x, &h) in heat.iter().enumerate() {
+                if h != 0.0 {
+                    self.used[base + x] += sign * h;
+                }
+            }
+        }
+        for &level in &context.tracked[group.index()] {
+            if let Some(domain) = fleet.topology.ancestor_at(node, level) {
+                let entry = self.occupancy.entry((group, domain)).or_insert(0);
+                if sign > 0.0 {
+                    *entry += 1;
+                } else {
+                    *entry -= 1;
+                }
+            }
+        }
+    }
+}
