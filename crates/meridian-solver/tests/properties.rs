@@ -1,0 +1,154 @@
+//! Properties of the solver over random fleets: hard constraints always hold (checked by the
+//! model's independent checker), results are deterministic, repair moves only what it must,
+//! the tree search finds the node the score ranks best, and infeasibility is reported.
+
+mod fleets;
+
+use meridian_model::check::{check, ViolationKind};
+use meridian_model::placement::Replica;
+use meridian_model::{Fleet, Placement};
+use meridian_solver::context::Context;
+use meridian_solver::search::{best_node, score_node, Request};
+use meridian_solver::state::State;
+use meridian_solver::{solve, Mode, Options};
+use proptest::prelude::*;
+
+use fleets::{fleet_yaml, strategies, Shape};
+
+/// Shapes whose validation fails (e.g. spread asking for more racks than a region has) are
+/// skipped: validation is tested on its own; here we want solvable-looking inputs.
+fn load(shape: &Shape) -> Option<Fleet> {
+    Fleet::from_yaml(&fleet_yaml(shape), "prop.yaml").ok()
+}
+
+fn replicas(fleet: &Fleet, placement: &Placement) -> Vec<Replica> {
+    placement.to_doc(fleet).resolve(fleet, "solution").expect("solver output resolves").replicas
+}
+
+fn full(seed: u64) -> Options {
+    Options { mode: Mode::Full, seed, ..Options::default() }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_hard_constraint_holds(shape in strategies::shape(), seed in 0u64..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let solution = solve(&fleet, &[], &full(seed));
+        let violations = check(&fleet, &replicas(&fleet, &solution.placement));
+        if solution.is_complete() {
+            prop_assert!(violations.is_empty(), "violations: {violations:?}");
+        } else {
+            // Unplaced replicas show up as missing counts, and as nothing else.
+            prop_assert!(violations.iter().all(|v| v.kind == ViolationKind::Count), "violations: {violations:?}");
+            prop_assert!(solution.failures.iter().all(|f| !f.summary.is_empty() && !f.rejected_by.is_empty()));
+        }
+    }
+
+    #[test]
+    fn same_inputs_and_seed_give_the_same_placement(shape in strategies::shape(), seed in 0u64..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let a = solve(&fleet, &[], &full(seed));
+        let b = solve(&fleet, &[], &full(seed));
+        prop_assert_eq!(a.placement, b.placement);
+    }
+
+    #[test]
+    fn repair_after_node_loss_moves_only_the_lost_replicas(shape in strategies::shape(), seed in 0u64..1000, victim in 0usize..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let before = solve(&fleet, &[], &full(seed));
+        prop_assume!(before.is_complete());
+        let current = replicas(&fleet, &before.placement);
+        let failed = meridian_model::NodeId((victim % fleet.topology.nodes.len()) as u32);
+        let lost = current.iter().filter(|r| r.node == failed).count();
+        let options = Options { mode: Mode::Repair, seed, rebalance: false, drain: vec![fleet.topology.node_domain(failed)], ..Options::default() };
+        let after = solve(&fleet, &current, &options);
+        // Every lost replica is re-placed or reported as unplaceable; nothing else moves.
+        let unplaced = after.stats.replicas - after.stats.placed;
+        prop_assert_eq!(after.stats.moved + unplaced, lost);
+        prop_assert_eq!(after.is_complete(), unplaced == 0);
+        prop_assert_eq!(after.stats.kept, current.len() - lost);
+        let placed = replicas(&fleet, &after.placement);
+        prop_assert!(placed.iter().all(|r| r.node != failed));
+        let violations: Vec<_> = check(&fleet, &placed).into_iter().filter(|v| v.kind != ViolationKind::Count || after.is_complete()).collect();
+        prop_assert!(violations.is_empty(), "violations: {violations:?}");
+        // Survivors keep their node (a follower may be promoted in place).
+        for replica in current.iter().filter(|r| r.node != failed) {
+            prop_assert!(placed.iter().any(|p| p.group == replica.group && p.partition == replica.partition && p.node == replica.node));
+        }
+    }
+
+    #[test]
+    fn a_node_joining_moves_nothing_in_repair(shape in strategies::shape(), seed in 0u64..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let before = solve(&fleet, &[], &full(seed));
+        prop_assume!(before.is_complete());
+        let current = replicas(&fleet, &before.placement);
+        let mut grown_shape = shape.clone();
+        grown_shape.extra_node = true;
+        let grown = load(&grown_shape).expect("adding a node keeps a fleet valid");
+        let current_doc = before.placement.to_doc(&fleet);
+        let in_grown = current_doc.resolve(&grown, "current").unwrap().replicas;
+        prop_assert_eq!(in_grown.len(), current.len());
+        let options = Options { mode: Mode::Repair, seed, rebalance: false, ..Options::default() };
+        let after = solve(&grown, &in_grown, &options);
+        prop_assert_eq!(after.stats.moved, 0);
+        prop_assert_eq!(after.stats.kept, current.len());
+    }
+
+    #[test]
+    fn the_search_finds_the_best_scoring_node(shape in strategies::shape(), seed in 0u64..1000, pick in 0usize..10_000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let solution = solve(&fleet, &[], &full(seed));
+        let context = Context::new(&fleet);
+        let mut state = State::new(&context, solution.placement.slots.clone());
+        let slot = pick % fleet.slot_count;
+        let replica_state = state.slots[slot].state;
+        let current = state.unplace(&context, slot);
+        let request = Request::for_slot(&context, &state, slot, replica_state, current);
+        let best = fleet.topology.node_ids().filter_map(|n| score_node(&context, &state, &request, n).ok()).map(|s| s.total()).fold(f64::INFINITY, f64::min);
+        match best_node(&context, &state, &request, seed) {
+            Some((node, score)) => {
+                prop_assert!((score.total() - best).abs() < 1e-9, "search {} vs exhaustive {best}", score.total());
+                let direct = score_node(&context, &state, &request, node).unwrap();
+                prop_assert!((direct.total() - score.total()).abs() < 1e-9);
+            }
+            None => prop_assert!(best.is_infinite(), "search found nothing but node scores exist"),
+        }
+    }
+}
+
+#[test]
+fn an_impossible_fleet_gets_a_precise_report() {
+    let shape = Shape {
+        regions: 1,
+        racks_per_region: 3,
+        nodes_per_rack: 2,
+        racks_per_pdu: 1,
+        groups: vec![fleets::GroupShape { product: "db", partitions: 40, cpu: 8.0, net_mbps: 100.0, size_gib: 10.0, spread: "rack", region: None, anti_affinity_with_previous: false }],
+        capacity_scale: 0.5,
+        pdu_power_w: 100000.0,
+        rack_net_mbps: 1.0e6,
+        extra_node: false,
+    };
+    let fleet = Fleet::from_yaml(&fleet_yaml(&shape), "tight.yaml").unwrap();
+    let solution = solve(&fleet, &[], &full(1));
+    assert!(!solution.is_complete());
+    let failure = &solution.failures[0];
+    assert!(failure.rejected_by.contains_key("capacity"), "{failure:?}");
+    let closest = failure.closest.as_ref().expect("a capacity miss names the closest domain");
+    assert_eq!(closest.dimension, "cpu");
+    assert!(closest.short_by > 0.0);
+    assert!(failure.relax.iter().any(|r| r.contains("cpu")), "{:?}", failure.relax);
+}
