@@ -100,6 +100,21 @@ impl<'a> Context<'a> {
     pub fn lower_bound(&self, level: LevelId, dim: usize) -> f64 {
         self.lower_bound[level.index() * self.dims + dim]
     }
+
+    /// The utilization balance aims at for a level and dimension: its lower bound, floored so
+    /// near-idle dimensions do not drive decisions. Search and rebalance both use this.
+    pub fn balance_target(&self, level: LevelId, dim: usize) -> f64 {
+        self.lower_bound(level, dim).max(crate::score::BALANCE_TARGET_FLOOR)
+    }
+
+    /// Utilization of a limit over its balance target (0 for unlimited domains).
+    pub fn pressure(&self, domain: DomainId, dim: usize, load: f64) -> f64 {
+        let limit = self.fleet.limit[domain.index() * self.dims + dim];
+        if !limit.is_finite() || limit <= 0.0 {
+            return 0.0;
+        }
+        load / limit / self.balance_target(self.fleet.topology.domain(domain).level, dim)
+    }
 }
 
 /// Groups with equal selector and regions share one class of eligible nodes.

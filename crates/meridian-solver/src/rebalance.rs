@@ -44,30 +44,19 @@ impl Ord for Hot {
     }
 }
 
-/// Utilization of `domain` in `dim` over its level's lower bound (0 where no bound applies).
+/// Pressure of `domain` in `dim` as it stands.
 fn ratio(context: &Context, state: &State, domain: DomainId, dim: usize) -> f64 {
-    let fleet = context.fleet;
-    let bound = context.lower_bound(fleet.topology.domain(domain).level, dim);
-    let limit = fleet.limit[domain.index() * context.dims + dim];
-    if bound <= 0.0 || !limit.is_finite() || limit <= 0.0 {
-        return 0.0;
-    }
-    state.used[domain.index() * context.dims + dim] / limit / bound
+    context.pressure(domain, dim, state.used[domain.index() * context.dims + dim])
 }
 
-/// Highest ratio over a node's chain if `heat` were added to it.
+/// Highest pressure over a node's chain, in the replica's dimensions, if `heat` were added.
 fn chain_ratio_with(context: &Context, state: &State, node: NodeId, heat: &[f64]) -> f64 {
-    let fleet = context.fleet;
     let mut worst = 0.0f64;
-    for &domain in fleet.topology.chain(node) {
-        let bound_base = fleet.topology.domain(domain).level.index() * context.dims;
+    for &domain in context.fleet.topology.chain(node) {
         for (x, &h) in heat.iter().enumerate() {
-            let bound = context.lower_bound[bound_base + x];
-            let limit = fleet.limit[domain.index() * context.dims + x];
-            if h == 0.0 || bound <= 0.0 || !limit.is_finite() || limit <= 0.0 {
-                continue;
+            if h != 0.0 {
+                worst = worst.max(context.pressure(domain, x, state.used[domain.index() * context.dims + x] + h));
             }
-            worst = worst.max((state.used[domain.index() * context.dims + x] + h) / limit / bound);
         }
     }
     worst

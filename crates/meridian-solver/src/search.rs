@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 use meridian_model::{DomainId, GroupId, LevelId, NodeId, StateId};
 
 use crate::context::Context;
-use crate::score::{Rejection, Score, BALANCE_TARGET_FLOOR};
+use crate::score::{Rejection, Score};
 use crate::state::State;
 
 /// Bound on queue pops for one search, far above any real fleet's need (every domain once).
@@ -105,9 +105,7 @@ pub fn evaluate_domains(context: &Context, state: &State, request: &Request, dom
             if after > limit * (1.0 + 1e-12) {
                 return Err(Rejection::Capacity { domain, dim: x, need: h, free: (limit - state.used[base + x]).max(0.0) });
             }
-            let target = context.lower_bound(level, x).max(BALANCE_TARGET_FLOOR);
-            let utilization = if limit > 0.0 { after / limit } else { 0.0 };
-            pressure = pressure.max(utilization / target);
+            pressure = pressure.max(context.pressure(domain, x, after));
         }
         if request.taken.contains(&domain) {
             return Err(Rejection::Spread { domain });
