@@ -85,15 +85,28 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
     match meridian_model::Fleet::from_yaml(&text, &args.fleet) {
         Ok(fleet) => {
             if args.json {
-                println!("{}", serde_json::json!({ "valid": true, "nodes": fleet.topology.nodes.len(), "domains": fleet.topology.domains.len(), "groups": fleet.groups.len(), "replicas": fleet.slot_count }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "nodes": fleet.topology.nodes.len(), "domains": fleet.topology.domains.len(), "groups": fleet.groups.len(), "replicas": fleet.slot_count })
+                );
             } else {
-                println!("{}: valid — {} nodes, {} domains, {} groups, {} replicas", args.fleet, fleet.topology.nodes.len(), fleet.topology.domains.len(), fleet.groups.len(), fleet.slot_count);
+                println!(
+                    "{}: valid — {} nodes, {} domains, {} groups, {} replicas",
+                    args.fleet,
+                    fleet.topology.nodes.len(),
+                    fleet.topology.domains.len(),
+                    fleet.groups.len(),
+                    fleet.slot_count
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
             if args.json {
-                println!("{}", serde_json::json!({ "valid": false, "problems": problems.0 }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": false, "problems": problems.0 })
+                );
             } else {
                 eprint!("{problems}");
             }
@@ -103,7 +116,15 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
 }
 
 fn domains(fleet: &meridian_model::Fleet, names: &[String], what: &str) -> Result<Vec<DomainId>> {
-    names.iter().map(|name| fleet.topology.domain_by_name(name).ok_or_else(|| anyhow!("--{what} `{name}`: no such domain or node"))).collect()
+    names
+        .iter()
+        .map(|name| {
+            fleet
+                .topology
+                .domain_by_name(name)
+                .ok_or_else(|| anyhow!("--{what} `{name}`: no such domain or node"))
+        })
+        .collect()
 }
 
 pub fn solve(args: SolveArgs) -> Result<ExitCode> {
@@ -118,8 +139,14 @@ pub fn solve(args: SolveArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let failed = domains(&fleet, &args.fail, "fail")?;
-    if let Some(bad) = failed.iter().find(|d| fleet.topology.domain(**d).node.is_none()) {
-        return Err(anyhow!("--fail `{}` is not a node (use --drain for larger domains)", fleet.topology.domain(*bad).name));
+    if let Some(bad) = failed
+        .iter()
+        .find(|d| fleet.topology.domain(**d).node.is_none())
+    {
+        return Err(anyhow!(
+            "--fail `{}` is not a node (use --drain for larger domains)",
+            fleet.topology.domain(*bad).name
+        ));
     }
     let mut drain = domains(&fleet, &args.drain, "drain")?;
     drain.extend(failed);
@@ -130,7 +157,14 @@ pub fn solve(args: SolveArgs) -> Result<ExitCode> {
         (Some(ModeArg::Full), _) | (None, false) => Mode::Full,
         (Some(ModeArg::Repair), _) | (None, true) => Mode::Repair,
     };
-    let options = Options { mode, seed: args.seed, rebalance: !args.no_rebalance, tolerance: args.tolerance, moves_max: args.moves_max, drain };
+    let options = Options {
+        mode,
+        seed: args.seed,
+        rebalance: !args.no_rebalance,
+        tolerance: args.tolerance,
+        moves_max: args.moves_max,
+        drain,
+    };
     let mut solution = meridian_solver::solve(&fleet, &current, &options);
     solution.notes.splice(0..0, notes);
     let doc = solution.placement.to_doc(&fleet);
@@ -145,7 +179,11 @@ pub fn solve(args: SolveArgs) -> Result<ExitCode> {
     } else {
         report::solution(&fleet, &solution, &quality, args.out.as_deref());
     }
-    Ok(if solution.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if solution.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn check(args: CheckArgs) -> Result<ExitCode> {
@@ -153,7 +191,12 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     let resolved = input::placement(&fleet, &args.placement)?;
     let violations = check_placement(&fleet, &resolved.replicas);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "violations": violations, "dropped": resolved.dropped }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "violations": violations, "dropped": resolved.dropped })
+            )?
+        );
     } else {
         for note in &resolved.dropped {
             println!("note: {note}");
@@ -161,9 +204,17 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         for violation in &violations {
             println!("{:?}: {}", violation.kind, violation.message);
         }
-        println!("{} replicas checked, {} violation(s)", resolved.replicas.len(), violations.len());
+        println!(
+            "{} replicas checked, {} violation(s)",
+            resolved.replicas.len(),
+            violations.len()
+        );
     }
-    Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
@@ -171,7 +222,8 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let resolved = input::placement(&fleet, &args.placement)?;
     let (placement, _) = meridian_solver::current::to_slots(&fleet, &resolved.replicas);
     let (group, partition, index) = input::replica_ref(&args.replica)?;
-    let explanation = meridian_solver::explain(&fleet, &placement, &group, partition, index).map_err(|e| anyhow!(e))?;
+    let explanation = meridian_solver::explain(&fleet, &placement, &group, partition, index)
+        .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {

@@ -15,29 +15,79 @@ const EXAMPLE: &str = include_str!("../../../examples/small.yaml");
 pub fn run() -> Result<ExitCode> {
     let fleet = Fleet::from_yaml(EXAMPLE, "examples/small.yaml").map_err(|p| anyhow!("{p}"))?;
     println!("== 1. full solve of examples/small.yaml\n");
-    let options = Options { mode: Mode::Full, ..Options::default() };
+    let options = Options {
+        mode: Mode::Full,
+        ..Options::default()
+    };
     let solved = meridian_solver::solve(&fleet, &[], &options);
-    report::solution(&fleet, &solved, &meridian_solver::quality(&fleet, &solved.placement), None);
+    report::solution(
+        &fleet,
+        &solved,
+        &meridian_solver::quality(&fleet, &solved.placement),
+        None,
+    );
     let doc = solved.placement.to_doc(&fleet);
-    let replicas = doc.resolve(&fleet, "target").map_err(|p| anyhow!("{p}"))?.replicas;
+    let replicas = doc
+        .resolve(&fleet, "target")
+        .map_err(|p| anyhow!("{p}"))?
+        .replicas;
     let violations = check(&fleet, &replicas);
     println!("\nindependent check: {} violation(s)", violations.len());
 
     println!("\n== 2. explain orders-db/0 (its leader)\n");
-    let explanation = meridian_solver::explain(&fleet, &solved.placement, "orders-db", 0, 0).map_err(|e| anyhow!(e))?;
+    let explanation = meridian_solver::explain(&fleet, &solved.placement, "orders-db", 0, 0)
+        .map_err(|e| anyhow!(e))?;
     report::explanation(&explanation);
 
     let victim = explanation.node.clone();
     println!("\n== 3. node `{victim}` fails: incremental repair\n");
-    let failed = fleet.topology.domain_by_name(&victim).ok_or_else(|| anyhow!("no node {victim}"))?;
-    let lost = replicas.iter().filter(|r| fleet.topology.node_name(r.node) == victim).count();
-    let repair = Options { mode: Mode::Repair, rebalance: false, drain: vec![failed], ..Options::default() };
+    let failed = fleet
+        .topology
+        .domain_by_name(&victim)
+        .ok_or_else(|| anyhow!("no node {victim}"))?;
+    let lost = replicas
+        .iter()
+        .filter(|r| fleet.topology.node_name(r.node) == victim)
+        .count();
+    let repair = Options {
+        mode: Mode::Repair,
+        rebalance: false,
+        drain: vec![failed],
+        ..Options::default()
+    };
     let repaired = meridian_solver::solve(&fleet, &replicas, &repair);
-    report::solution(&fleet, &repaired, &meridian_solver::quality(&fleet, &repaired.placement), None);
-    let after = repaired.placement.to_doc(&fleet).resolve(&fleet, "repaired").map_err(|p| anyhow!("{p}"))?.replicas;
-    let moved_elsewhere = after.iter().filter(|r| !replicas.contains(r) && !replicas.iter().any(|b| b.group == r.group && b.partition == r.partition && b.node == r.node)).count();
+    report::solution(
+        &fleet,
+        &repaired,
+        &meridian_solver::quality(&fleet, &repaired.placement),
+        None,
+    );
+    let after = repaired
+        .placement
+        .to_doc(&fleet)
+        .resolve(&fleet, "repaired")
+        .map_err(|p| anyhow!("{p}"))?
+        .replicas;
+    let moved_elsewhere = after
+        .iter()
+        .filter(|r| {
+            !replicas.contains(r)
+                && !replicas
+                    .iter()
+                    .any(|b| b.group == r.group && b.partition == r.partition && b.node == r.node)
+        })
+        .count();
     println!("\nreplicas lost with `{victim}`: {lost}; replicas on new nodes after repair: {moved_elsewhere} (the minimum: only the lost ones move)");
     let violations_after = check(&fleet, &after);
-    println!("independent check after repair: {} violation(s)", violations_after.len());
-    Ok(if violations.is_empty() && violations_after.is_empty() && repaired.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "independent check after repair: {} violation(s)",
+        violations_after.len()
+    );
+    Ok(
+        if violations.is_empty() && violations_after.is_empty() && repaired.is_complete() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "meridian", version, about = "Physical-aware placement for shared fleets")]
+#[command(
+    name = "meridian",
+    version,
+    about = "Physical-aware placement for shared fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

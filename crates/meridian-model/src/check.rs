@@ -42,7 +42,10 @@ pub fn check(fleet: &Fleet, replicas: &[Replica]) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut by_partition: BTreeMap<(GroupId, u32), Vec<&Replica>> = BTreeMap::new();
     for replica in replicas {
-        by_partition.entry((replica.group, replica.partition)).or_default().push(replica);
+        by_partition
+            .entry((replica.group, replica.partition))
+            .or_default()
+            .push(replica);
     }
     check_counts(fleet, &by_partition, &mut violations);
     check_spread(fleet, &by_partition, &mut violations);
@@ -53,22 +56,39 @@ pub fn check(fleet: &Fleet, replicas: &[Replica]) -> Vec<Violation> {
     violations
 }
 
-fn check_counts(fleet: &Fleet, by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>, out: &mut Vec<Violation>) {
+fn check_counts(
+    fleet: &Fleet,
+    by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>,
+    out: &mut Vec<Violation>,
+) {
     for group in &fleet.groups {
         let model = fleet.product_of(group.id);
         for p in 0..group.partitions {
-            let replicas = by_partition.get(&(group.id, p)).map(Vec::as_slice).unwrap_or(&[]);
+            let replicas = by_partition
+                .get(&(group.id, p))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             for (s, &want) in group.counts.iter().enumerate() {
                 let have = replicas.iter().filter(|r| r.state.index() == s).count() as u32;
                 if have != want {
-                    out.push(violation(ViolationKind::Count, format!("{}/{p}: {have} replica(s) in state {}, the model asks for {want}", group.name, model.states[s])));
+                    out.push(violation(
+                        ViolationKind::Count,
+                        format!(
+                            "{}/{p}: {have} replica(s) in state {}, the model asks for {want}",
+                            group.name, model.states[s]
+                        ),
+                    ));
                 }
             }
         }
     }
 }
 
-fn check_spread(fleet: &Fleet, by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>, out: &mut Vec<Violation>) {
+fn check_spread(
+    fleet: &Fleet,
+    by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>,
+    out: &mut Vec<Violation>,
+) {
     let topology = &fleet.topology;
     for (&(g, p), replicas) in by_partition {
         let group = fleet.group(g);
@@ -80,7 +100,15 @@ fn check_spread(fleet: &Fleet, by_partition: &BTreeMap<(GroupId, u32), Vec<&Repl
                 }
             }
             for (domain, count) in seen.into_iter().filter(|(_, c)| *c > 1) {
-                out.push(violation(ViolationKind::Spread, format!("{}/{p}: {count} replicas share {} `{}`; spread asks for distinct ones", group.name, topology.level_name(level), topology.domain(domain).name)));
+                out.push(violation(
+                    ViolationKind::Spread,
+                    format!(
+                        "{}/{p}: {count} replicas share {} `{}`; spread asks for distinct ones",
+                        group.name,
+                        topology.level_name(level),
+                        topology.domain(domain).name
+                    ),
+                ));
             }
         }
     }
@@ -93,25 +121,59 @@ fn check_filters(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violation>) 
         let labels = &topology.nodes[replica.node.index()].labels;
         for (key, value) in &group.selector {
             if labels.get(key) != Some(value) {
-                out.push(violation(ViolationKind::Selector, format!("{}/{}: node `{}` lacks label {key}={value}", group.name, replica.partition, topology.node_name(replica.node))));
+                out.push(violation(
+                    ViolationKind::Selector,
+                    format!(
+                        "{}/{}: node `{}` lacks label {key}={value}",
+                        group.name,
+                        replica.partition,
+                        topology.node_name(replica.node)
+                    ),
+                ));
             }
         }
         if let Some(regions) = &group.regions {
             let region = topology.region_of(replica.node);
             if !regions.contains(&region) {
-                out.push(violation(ViolationKind::Residency, format!("{}/{}: node `{}` is in region `{}`, outside the group's allowed regions", group.name, replica.partition, topology.node_name(replica.node), topology.regions[region.index()].name)));
+                out.push(violation(
+                    ViolationKind::Residency,
+                    format!(
+                        "{}/{}: node `{}` is in region `{}`, outside the group's allowed regions",
+                        group.name,
+                        replica.partition,
+                        topology.node_name(replica.node),
+                        topology.regions[region.index()].name
+                    ),
+                ));
             }
         }
     }
 }
 
-fn check_pins(fleet: &Fleet, by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>, out: &mut Vec<Violation>) {
+fn check_pins(
+    fleet: &Fleet,
+    by_partition: &BTreeMap<(GroupId, u32), Vec<&Replica>>,
+    out: &mut Vec<Violation>,
+) {
     for group in &fleet.groups {
         for pin in &group.pins {
-            let replicas = by_partition.get(&(group.id, pin.partition)).map(Vec::as_slice).unwrap_or(&[]);
-            let held = replicas.iter().any(|r| r.node == pin.node && pin.state.is_none_or(|s| s == r.state));
+            let replicas = by_partition
+                .get(&(group.id, pin.partition))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let held = replicas
+                .iter()
+                .any(|r| r.node == pin.node && pin.state.is_none_or(|s| s == r.state));
             if !held {
-                out.push(violation(ViolationKind::Pin, format!("{}/{}: pinned to `{}` but no replica is there", group.name, pin.partition, fleet.topology.node_name(pin.node))));
+                out.push(violation(
+                    ViolationKind::Pin,
+                    format!(
+                        "{}/{}: pinned to `{}` but no replica is there",
+                        group.name,
+                        pin.partition,
+                        fleet.topology.node_name(pin.node)
+                    ),
+                ));
             }
         }
     }
@@ -121,9 +183,19 @@ fn check_anti_affinity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violat
     let topology = &fleet.topology;
     let mut domains_of: BTreeMap<(GroupId, LevelId), BTreeSet<DomainId>> = BTreeMap::new();
     for replica in replicas {
-        for &level in topology.levels.iter().enumerate().map(|(i, _)| LevelId(i as u16)).collect::<Vec<_>>().iter() {
+        for &level in topology
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, _)| LevelId(i as u16))
+            .collect::<Vec<_>>()
+            .iter()
+        {
             if let Some(domain) = topology.ancestor_at(replica.node, level) {
-                domains_of.entry((replica.group, level)).or_default().insert(domain);
+                domains_of
+                    .entry((replica.group, level))
+                    .or_default()
+                    .insert(domain);
             }
         }
     }
@@ -136,10 +208,23 @@ fn check_anti_affinity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violat
             let mine = domains_of.get(&(group.id, level)).unwrap_or(&empty);
             let theirs = domains_of.get(&(other, level)).unwrap_or(&empty);
             for domain in mine.intersection(theirs) {
-                out.push(violation(ViolationKind::AntiAffinity, format!("groups `{}` and `{}` share {} `{}`", group.name, fleet.group(other).name, topology.level_name(level), topology.domain(*domain).name)));
+                out.push(violation(
+                    ViolationKind::AntiAffinity,
+                    format!(
+                        "groups `{}` and `{}` share {} `{}`",
+                        group.name,
+                        fleet.group(other).name,
+                        topology.level_name(level),
+                        topology.domain(*domain).name
+                    ),
+                ));
             }
         }
-        if let Some(&(_, level)) = group.anti_affinity.iter().find(|(other, _)| *other == group.id) {
+        if let Some(&(_, level)) = group
+            .anti_affinity
+            .iter()
+            .find(|(other, _)| *other == group.id)
+        {
             let mut counts: BTreeMap<DomainId, usize> = BTreeMap::new();
             for replica in replicas.iter().filter(|r| r.group == group.id) {
                 if let Some(domain) = topology.ancestor_at(replica.node, level) {
@@ -147,7 +232,15 @@ fn check_anti_affinity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violat
                 }
             }
             for (domain, count) in counts.into_iter().filter(|(_, c)| *c > 1) {
-                out.push(violation(ViolationKind::AntiAffinity, format!("group `{}` has {count} replicas in {} `{}`; its anti-affinity allows one", group.name, topology.level_name(level), topology.domain(domain).name)));
+                out.push(violation(
+                    ViolationKind::AntiAffinity,
+                    format!(
+                        "group `{}` has {count} replicas in {} `{}`; its anti-affinity allows one",
+                        group.name,
+                        topology.level_name(level),
+                        topology.domain(domain).name
+                    ),
+                ));
             }
         }
     }

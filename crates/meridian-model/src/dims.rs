@@ -37,7 +37,12 @@ pub struct Dimensions {
 
 impl Default for Dimensions {
     fn default() -> Self {
-        Self { names: DEFAULT_DIMENSIONS.iter().map(|name| name.to_string()).collect() }
+        Self {
+            names: DEFAULT_DIMENSIONS
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
+        }
     }
 }
 
@@ -61,7 +66,10 @@ impl Dimensions {
     }
 
     pub fn get(&self, name: &str) -> Option<DimId> {
-        self.names.iter().position(|n| n == name).map(|i| DimId(i as u16))
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| DimId(i as u16))
     }
 
     pub fn name(&self, dim: DimId) -> &str {

@@ -12,7 +12,10 @@ use crate::ids::{DomainId, GroupId, LevelId};
 use crate::line_index::LineIndex;
 use crate::problem::{ProblemSink, Problems};
 use crate::product::{builtin_products, resolve_product, StateModel};
-use crate::spec::{DimensionsSpec, GroupSpec, NodeClassSpec, NodeSpec, ObjectivesSpec, PoliciesSpec, ProductSpec, TopologySpec};
+use crate::spec::{
+    DimensionsSpec, GroupSpec, NodeClassSpec, NodeSpec, ObjectivesSpec, PoliciesSpec, ProductSpec,
+    TopologySpec,
+};
 use crate::topology::Topology;
 use crate::topology_build::build_topology;
 
@@ -34,12 +37,30 @@ pub struct Fleet {
     pub slot_count: usize,
 }
 
-const TOP_LEVEL_KEYS: [&str; 9] = ["name", "dimensions", "topology", "node_classes", "nodes", "policies", "objectives", "products", "groups"];
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "name",
+    "dimensions",
+    "topology",
+    "node_classes",
+    "nodes",
+    "policies",
+    "objectives",
+    "products",
+    "groups",
+];
 
 /// Deserializes one section of the document, reporting a failure at its path and line.
-fn section<T: DeserializeOwned>(value: Option<&Value>, path: &str, sink: &mut ProblemSink) -> Option<T> {
+fn section<T: DeserializeOwned>(
+    value: Option<&Value>,
+    path: &str,
+    sink: &mut ProblemSink,
+) -> Option<T> {
     let value = value.cloned().unwrap_or(Value::Null);
-    let value = if value.is_null() { Value::Mapping(Default::default()) } else { value };
+    let value = if value.is_null() {
+        Value::Mapping(Default::default())
+    } else {
+        value
+    };
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(parsed) => Some(parsed),
         Err(error) => {
@@ -56,10 +77,18 @@ fn section<T: DeserializeOwned>(value: Option<&Value>, path: &str, sink: &mut Pr
 }
 
 /// Deserializes every element of a list section, so one bad entry does not hide the others.
-fn list_section<T: DeserializeOwned>(value: Option<&Value>, path: &str, sink: &mut ProblemSink) -> Vec<T> {
+fn list_section<T: DeserializeOwned>(
+    value: Option<&Value>,
+    path: &str,
+    sink: &mut ProblemSink,
+) -> Vec<T> {
     match value {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Sequence(items)) => items.iter().enumerate().filter_map(|(i, item)| section(Some(item), &format!("{path}[{i}]"), sink)).collect(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| section(Some(item), &format!("{path}[{i}]"), sink))
+            .collect(),
         Some(_) => {
             sink.report(path, "expected a list");
             Vec::new()
@@ -82,18 +111,28 @@ impl Fleet {
             }
         };
         let Value::Mapping(top) = &document else {
-            sink.report("", "a fleet file is a mapping with `topology`, `nodes`, `groups`, ...");
+            sink.report(
+                "",
+                "a fleet file is a mapping with `topology`, `nodes`, `groups`, ...",
+            );
             return Err(sink.into_problems());
         };
         for key in top.keys() {
             let name = key.as_str().unwrap_or("?");
             if !TOP_LEVEL_KEYS.contains(&name) {
-                sink.report(name, format!("unknown section `{name}` (expected one of {})", TOP_LEVEL_KEYS.join(", ")));
+                sink.report(
+                    name,
+                    format!(
+                        "unknown section `{name}` (expected one of {})",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
+                );
             }
         }
         let get = |key: &str| top.get(key);
         let name: Option<String> = get("name").and_then(|v| v.as_str()).map(str::to_string);
-        let dimensions: Option<DimensionsSpec> = section(get("dimensions"), "dimensions", &mut sink);
+        let dimensions: Option<DimensionsSpec> =
+            section(get("dimensions"), "dimensions", &mut sink);
         let topology: Option<TopologySpec> = match get("topology") {
             None => {
                 sink.report("", "missing section `topology`");
@@ -101,16 +140,39 @@ impl Fleet {
             }
             value => section(value, "topology", &mut sink),
         };
-        let classes: Option<BTreeMap<String, NodeClassSpec>> = section(get("node_classes"), "node_classes", &mut sink);
+        let classes: Option<BTreeMap<String, NodeClassSpec>> =
+            section(get("node_classes"), "node_classes", &mut sink);
         let nodes: Vec<NodeSpec> = list_section(get("nodes"), "nodes", &mut sink);
         let policies: Option<PoliciesSpec> = section(get("policies"), "policies", &mut sink);
-        let objectives: Option<ObjectivesSpec> = section(get("objectives"), "objectives", &mut sink);
-        let products: Option<BTreeMap<String, ProductSpec>> = section(get("products"), "products", &mut sink);
+        let objectives: Option<ObjectivesSpec> =
+            section(get("objectives"), "objectives", &mut sink);
+        let products: Option<BTreeMap<String, ProductSpec>> =
+            section(get("products"), "products", &mut sink);
         let groups: Vec<GroupSpec> = list_section(get("groups"), "groups", &mut sink);
-        let (Some(dimensions), Some(topology), Some(classes), Some(policies), Some(objectives), Some(products)) = (dimensions, topology, classes, policies, objectives, products) else {
+        let (
+            Some(dimensions),
+            Some(topology),
+            Some(classes),
+            Some(policies),
+            Some(objectives),
+            Some(products),
+        ) = (
+            dimensions, topology, classes, policies, objectives, products,
+        )
+        else {
             return Err(sink.into_problems());
         };
-        let parts = Parts { name: name.unwrap_or_else(|| "fleet".to_string()), dimensions, topology, classes, nodes, policies, objectives, products, groups };
+        let parts = Parts {
+            name: name.unwrap_or_else(|| "fleet".to_string()),
+            dimensions,
+            topology,
+            classes,
+            nodes,
+            policies,
+            objectives,
+            products,
+            groups,
+        };
         let fleet = resolve(parts, &mut sink);
         match fleet {
             Some(fleet) if sink.is_empty() => Ok(fleet),
@@ -132,7 +194,10 @@ impl Fleet {
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
-        self.groups.iter().position(|g| g.name == name).map(|i| GroupId(i as u32))
+        self.groups
+            .iter()
+            .position(|g| g.name == name)
+            .map(|i| GroupId(i as u32))
     }
 
     pub fn group(&self, id: GroupId) -> &Group {
@@ -183,7 +248,11 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
     let products: Vec<StateModel> = product_specs
         .iter()
         .filter_map(|(name, spec)| {
-            let path = if parts.products.contains_key(name) { format!("products.{name}") } else { format!("(built-in product {name})") };
+            let path = if parts.products.contains_key(name) {
+                format!("products.{name}")
+            } else {
+                format!("(built-in product {name})")
+            };
             resolve_product(name, spec, &path, sink)
         })
         .collect();
@@ -192,14 +261,31 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
     let headroom = resolve_headroom(&parts.policies, &topology, &dims, sink);
     let mut group_names = BTreeMap::new();
     for (i, group) in parts.groups.iter().enumerate() {
-        if group_names.insert(group.name.clone(), GroupId(i as u32)).is_some() {
-            sink.report(format!("groups[{i}].name"), format!("group `{}` is defined twice", group.name));
+        if group_names
+            .insert(group.name.clone(), GroupId(i as u32))
+            .is_some()
+        {
+            sink.report(
+                format!("groups[{i}].name"),
+                format!("group `{}` is defined twice", group.name),
+            );
         }
     }
-    let context = GroupContext { dims: &dims, topology: &topology, products: &products, group_names: &group_names };
+    let context = GroupContext {
+        dims: &dims,
+        topology: &topology,
+        products: &products,
+        group_names: &group_names,
+    };
     let mut groups = Vec::new();
     for (i, spec) in parts.groups.iter().enumerate() {
-        if let Some(group) = resolve_group(GroupId(i as u32), spec, &format!("groups[{i}]"), &context, sink) {
+        if let Some(group) = resolve_group(
+            GroupId(i as u32),
+            spec,
+            &format!("groups[{i}]"),
+            &context,
+            sink,
+        ) {
             groups.push(group);
         }
     }
@@ -212,7 +298,17 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
         slot_count += group.slot_count();
     }
     let limit = compute_limits(&topology, &headroom, dims.len());
-    Some(Fleet { name: parts.name, dims, topology, products, groups, objectives: parts.objectives, headroom, limit, slot_count })
+    Some(Fleet {
+        name: parts.name,
+        dims,
+        topology,
+        products,
+        groups,
+        objectives: parts.objectives,
+        headroom,
+        limit,
+        slot_count,
+    })
 }
 
 fn check_objectives(objectives: &ObjectivesSpec, sink: &mut ProblemSink) {
@@ -225,13 +321,21 @@ fn check_objectives(objectives: &ObjectivesSpec, sink: &mut ProblemSink) {
     ];
     for (name, weight) in weights {
         if !(weight.is_finite() && weight >= 0.0) {
-            sink.report(format!("objectives.{name}"), "weight must be a finite number ≥ 0");
+            sink.report(
+                format!("objectives.{name}"),
+                "weight must be a finite number ≥ 0",
+            );
         }
     }
 }
 
 /// Headroom keys are `level.dimension` with `*` wildcards; the most specific key wins.
-fn resolve_headroom(policies: &PoliciesSpec, topology: &Topology, dims: &Dimensions, sink: &mut ProblemSink) -> Vec<f64> {
+fn resolve_headroom(
+    policies: &PoliciesSpec,
+    topology: &Topology,
+    dims: &Dimensions,
+    sink: &mut ProblemSink,
+) -> Vec<f64> {
     let levels = topology.levels.len();
     let d = dims.len();
     // Specificity per cell: 0 = none, 1 = `*.*`, 2 = `*.dim`, 3 = `level.*`, 4 = `level.dim`.
@@ -240,11 +344,17 @@ fn resolve_headroom(policies: &PoliciesSpec, topology: &Topology, dims: &Dimensi
     for (key, &fraction) in &policies.headroom {
         let path = format!("policies.headroom.{key}");
         let Some((level, dim)) = key.split_once('.') else {
-            sink.report(path, format!("key `{key}` must be `level.dimension` (either may be `*`)"));
+            sink.report(
+                path,
+                format!("key `{key}` must be `level.dimension` (either may be `*`)"),
+            );
             continue;
         };
         if !(fraction.is_finite() && (0.0..1.0).contains(&fraction)) {
-            sink.report(path.clone(), format!("headroom is a fraction in [0, 1), not {fraction}"));
+            sink.report(
+                path.clone(),
+                format!("headroom is a fraction in [0, 1), not {fraction}"),
+            );
             continue;
         }
         let level_ids: Vec<usize> = match level {

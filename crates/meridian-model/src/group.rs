@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::dims::Dimensions;
 use crate::ids::{GroupId, LevelId, NodeId, ProductId, RegionId, StateId};
-use crate::product::{resolve_counts, StateModel};
 use crate::problem::ProblemSink;
+use crate::product::{resolve_counts, StateModel};
 use crate::spec::GroupSpec;
 use crate::topology::Topology;
 use crate::topology_build::parse_quantities;
@@ -87,27 +87,57 @@ pub struct GroupContext<'a> {
     pub group_names: &'a BTreeMap<String, GroupId>,
 }
 
-fn level_id(topology: &Topology, name: &str, path: String, sink: &mut ProblemSink) -> Option<LevelId> {
+fn level_id(
+    topology: &Topology,
+    name: &str,
+    path: String,
+    sink: &mut ProblemSink,
+) -> Option<LevelId> {
     let found = topology.level_by_name(name);
     if found.is_none() {
         let known: Vec<&str> = topology.levels.iter().map(|l| l.name.as_str()).collect();
-        sink.report(path, format!("unknown level `{name}`: this fleet's trees have {}", known.join(", ")));
+        sink.report(
+            path,
+            format!(
+                "unknown level `{name}`: this fleet's trees have {}",
+                known.join(", ")
+            ),
+        );
     }
     found
 }
 
 /// Resolves one group. Returns `None` if any problem was reported for it.
-pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupContext, sink: &mut ProblemSink) -> Option<Group> {
+pub fn resolve_group(
+    id: GroupId,
+    spec: &GroupSpec,
+    path: &str,
+    context: &GroupContext,
+    sink: &mut ProblemSink,
+) -> Option<Group> {
     let before = sink.count();
     let topology = context.topology;
     let Some(product_index) = context.products.iter().position(|p| p.name == spec.product) else {
         let known: Vec<&str> = context.products.iter().map(|p| p.name.as_str()).collect();
-        sink.report(format!("{path}.product"), format!("unknown product `{}` (known: {})", spec.product, known.join(", ")));
+        sink.report(
+            format!("{path}.product"),
+            format!(
+                "unknown product `{}` (known: {})",
+                spec.product,
+                known.join(", ")
+            ),
+        );
         return None;
     };
     let model = &context.products[product_index];
     if spec.partitions == 0 || spec.partitions > PARTITIONS_MAX {
-        sink.report(format!("{path}.partitions"), format!("partitions must be 1..={PARTITIONS_MAX}, not {}", spec.partitions));
+        sink.report(
+            format!("{path}.partitions"),
+            format!(
+                "partitions must be 1..={PARTITIONS_MAX}, not {}",
+                spec.partitions
+            ),
+        );
     }
     let counts = match &spec.counts {
         Some(counts) => resolve_counts(model, counts, &format!("{path}.counts"), sink)?,
@@ -115,10 +145,19 @@ pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupC
     };
     let replicas: u32 = counts.iter().sum();
     if replicas < model.min_serving {
-        sink.report(format!("{path}.counts"), format!("{replicas} replicas per partition is fewer than product `{}`'s min_serving {}", model.name, model.min_serving));
+        sink.report(
+            format!("{path}.counts"),
+            format!(
+                "{replicas} replicas per partition is fewer than product `{}`'s min_serving {}",
+                model.name, model.min_serving
+            ),
+        );
     }
     if !(spec.size_gib.is_finite() && spec.size_gib >= 0.0) {
-        sink.report(format!("{path}.size_gib"), "size_gib must be a finite number ≥ 0");
+        sink.report(
+            format!("{path}.size_gib"),
+            "size_gib must be a finite number ≥ 0",
+        );
     }
     let heat = resolve_heat(spec, model, &counts, path, context.dims, sink);
     let spread = resolve_spread(spec, topology, replicas, path, sink);
@@ -129,7 +168,10 @@ pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupC
             .filter_map(|(i, name)| {
                 let found = topology.region_by_name(name);
                 if found.is_none() {
-                    sink.report(format!("{path}.regions[{i}]"), format!("unknown region `{name}`"));
+                    sink.report(
+                        format!("{path}.regions[{i}]"),
+                        format!("unknown region `{name}`"),
+                    );
                 }
                 found
             })
@@ -140,7 +182,10 @@ pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupC
         for (i, (group, level)) in list.into_iter().enumerate() {
             let other = context.group_names.get(group).copied();
             if other.is_none() {
-                sink.report(format!("{path}.{field}[{i}].group"), format!("unknown group `{group}`"));
+                sink.report(
+                    format!("{path}.{field}[{i}].group"),
+                    format!("unknown group `{group}`"),
+                );
             }
             let level = level_id(topology, level, format!("{path}.{field}[{i}].level"), sink);
             if let (Some(other), Some(level)) = (other, level) {
@@ -149,8 +194,17 @@ pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupC
         }
         resolved
     };
-    let affinity = relations(spec.affinity.iter().map(|a| (&a.group, &a.level)).collect(), "affinity");
-    let anti_affinity = relations(spec.anti_affinity.iter().map(|a| (&a.group, &a.level)).collect(), "anti_affinity");
+    let affinity = relations(
+        spec.affinity.iter().map(|a| (&a.group, &a.level)).collect(),
+        "affinity",
+    );
+    let anti_affinity = relations(
+        spec.anti_affinity
+            .iter()
+            .map(|a| (&a.group, &a.level))
+            .collect(),
+        "anti_affinity",
+    );
     let access = resolve_access(spec, topology, path, sink);
     let mut group = Group {
         id,
@@ -175,30 +229,66 @@ pub fn resolve_group(id: GroupId, spec: &GroupSpec, path: &str, context: &GroupC
     (sink.count() == before).then_some(group)
 }
 
-fn resolve_heat(spec: &GroupSpec, model: &StateModel, counts: &[u32], path: &str, dims: &Dimensions, sink: &mut ProblemSink) -> Vec<Vec<f64>> {
+fn resolve_heat(
+    spec: &GroupSpec,
+    model: &StateModel,
+    counts: &[u32],
+    path: &str,
+    dims: &Dimensions,
+    sink: &mut ProblemSink,
+) -> Vec<Vec<f64>> {
     let mut heat = vec![vec![0.0; dims.len()]; model.states.len()];
     for (state, quantities) in &spec.heat {
         let at = format!("{path}.heat.{state}");
         match model.state(state) {
-            None => sink.report(at, format!("unknown state `{state}` (product `{}` has {})", model.name, model.states.join(", "))),
-            Some(s) if s == model.initial => sink.report(at, format!("`{state}` is the initial state; it has no heat")),
+            None => sink.report(
+                at,
+                format!(
+                    "unknown state `{state}` (product `{}` has {})",
+                    model.name,
+                    model.states.join(", ")
+                ),
+            ),
+            Some(s) if s == model.initial => sink.report(
+                at,
+                format!("`{state}` is the initial state; it has no heat"),
+            ),
             Some(s) => heat[s.index()] = parse_quantities(quantities, dims, 0.0, &at, "heat", sink),
         }
     }
     for (i, &count) in counts.iter().enumerate() {
         if count > 0 && !spec.heat.contains_key(&model.states[i]) {
-            sink.report(format!("{path}.heat"), format!("no heat given for state `{}`, which has {count} replica(s) per partition", model.states[i]));
+            sink.report(
+                format!("{path}.heat"),
+                format!(
+                    "no heat given for state `{}`, which has {count} replica(s) per partition",
+                    model.states[i]
+                ),
+            );
         }
     }
     heat
 }
 
-fn resolve_spread(spec: &GroupSpec, topology: &Topology, replicas: u32, path: &str, sink: &mut ProblemSink) -> Vec<LevelId> {
+fn resolve_spread(
+    spec: &GroupSpec,
+    topology: &Topology,
+    replicas: u32,
+    path: &str,
+    sink: &mut ProblemSink,
+) -> Vec<LevelId> {
     let mut spread = vec![topology.node_level];
     let names = spec.spread.as_ref().map(|s| s.to_vec()).unwrap_or_default();
     for (i, name) in names.iter().enumerate() {
-        let Some(level) = level_id(topology, name, format!("{path}.spread[{i}]"), sink) else { continue };
-        let mut usable: Vec<u32> = topology.node_ids().filter(|&n| group_allows(spec, topology, n)).filter_map(|n| topology.ancestor_at(n, level)).map(|d| d.0).collect();
+        let Some(level) = level_id(topology, name, format!("{path}.spread[{i}]"), sink) else {
+            continue;
+        };
+        let mut usable: Vec<u32> = topology
+            .node_ids()
+            .filter(|&n| group_allows(spec, topology, n))
+            .filter_map(|n| topology.ancestor_at(n, level))
+            .map(|d| d.0)
+            .collect();
         usable.sort_unstable();
         usable.dedup();
         if (usable.len() as u32) < replicas {
@@ -216,16 +306,27 @@ fn group_allows(spec: &GroupSpec, topology: &Topology, node: crate::ids::NodeId)
     let labels = &topology.nodes[node.index()].labels;
     let labels_match = spec.selector.iter().all(|(k, v)| labels.get(k) == Some(v));
     let region = &topology.regions[topology.region_of(node).index()].name;
-    labels_match && spec.regions.as_ref().is_none_or(|allowed| allowed.contains(region))
+    labels_match
+        && spec
+            .regions
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(region))
 }
 
-fn resolve_access(spec: &GroupSpec, topology: &Topology, path: &str, sink: &mut ProblemSink) -> Vec<(RegionId, f64)> {
+fn resolve_access(
+    spec: &GroupSpec,
+    topology: &Topology,
+    path: &str,
+    sink: &mut ProblemSink,
+) -> Vec<(RegionId, f64)> {
     let mut access = Vec::new();
     for (region, &weight) in &spec.access {
         let at = format!("{path}.access.{region}");
         match topology.region_by_name(region) {
             None => sink.report(at, format!("unknown region `{region}`")),
-            Some(_) if !(weight.is_finite() && weight >= 0.0) => sink.report(at, "access share must be a finite number ≥ 0"),
+            Some(_) if !(weight.is_finite() && weight >= 0.0) => {
+                sink.report(at, "access share must be a finite number ≥ 0")
+            }
             Some(r) => access.push((r, weight)),
         }
     }
@@ -241,34 +342,60 @@ fn resolve_access(spec: &GroupSpec, topology: &Topology, path: &str, sink: &mut 
 /// Slot order inside a partition: the leader first (placed first: it is the hottest and the
 /// one whose spread matters most), then states by falling total heat.
 fn slot_states(model: &StateModel, counts: &[u32], heat: &[Vec<f64>]) -> Vec<StateId> {
-    let mut states: Vec<StateId> = (0..counts.len()).map(|i| StateId(i as u8)).filter(|s| counts[s.index()] > 0).collect();
+    let mut states: Vec<StateId> = (0..counts.len())
+        .map(|i| StateId(i as u8))
+        .filter(|s| counts[s.index()] > 0)
+        .collect();
     states.sort_by(|a, b| {
         let leader_first = (Some(*b) == model.leader).cmp(&(Some(*a) == model.leader));
         let heat_a: f64 = heat[a.index()].iter().sum();
         let heat_b: f64 = heat[b.index()].iter().sum();
         leader_first.then(heat_b.total_cmp(&heat_a)).then(a.cmp(b))
     });
-    states.iter().flat_map(|&s| std::iter::repeat_n(s, counts[s.index()] as usize)).collect()
+    states
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s, counts[s.index()] as usize))
+        .collect()
 }
 
 fn check_some_node_allowed(group: &Group, topology: &Topology, path: &str, sink: &mut ProblemSink) {
     if topology.node_ids().any(|n| group.node_allowed(topology, n)) {
         return;
     }
-    let selector: Vec<String> = group.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let selector: Vec<String> = group
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     sink.report(
         path.to_string(),
-        format!("no node satisfies this group's selector [{}] within its allowed regions", selector.join(", ")),
+        format!(
+            "no node satisfies this group's selector [{}] within its allowed regions",
+            selector.join(", ")
+        ),
     );
 }
 
-fn resolve_pins(spec: &GroupSpec, group: &Group, model: &StateModel, topology: &Topology, path: &str, sink: &mut ProblemSink) -> Vec<crate::group::Pin> {
+fn resolve_pins(
+    spec: &GroupSpec,
+    group: &Group,
+    model: &StateModel,
+    topology: &Topology,
+    path: &str,
+    sink: &mut ProblemSink,
+) -> Vec<crate::group::Pin> {
     let mut pins = Vec::new();
     let mut per_partition: BTreeMap<u32, usize> = BTreeMap::new();
     for (i, pin) in spec.pins.iter().enumerate() {
         let at = format!("{path}.pins[{i}]");
         if pin.partition >= group.partitions {
-            sink.report(format!("{at}.partition"), format!("partition {} does not exist (the group has {})", pin.partition, group.partitions));
+            sink.report(
+                format!("{at}.partition"),
+                format!(
+                    "partition {} does not exist (the group has {})",
+                    pin.partition, group.partitions
+                ),
+            );
             continue;
         }
         let Some(node) = topology.node_by_name(&pin.node) else {
@@ -276,14 +403,23 @@ fn resolve_pins(spec: &GroupSpec, group: &Group, model: &StateModel, topology: &
             continue;
         };
         if !group.node_allowed(topology, node) {
-            sink.report(format!("{at}.node"), format!("node `{}` fails the group's selector or residency", pin.node));
+            sink.report(
+                format!("{at}.node"),
+                format!(
+                    "node `{}` fails the group's selector or residency",
+                    pin.node
+                ),
+            );
         }
         let state = match &pin.state {
             None => None,
             Some(name) => match model.state(name) {
                 Some(s) if group.counts[s.index()] > 0 => Some(s),
                 _ => {
-                    sink.report(format!("{at}.state"), format!("state `{name}` has no replicas in this group"));
+                    sink.report(
+                        format!("{at}.state"),
+                        format!("state `{name}` has no replicas in this group"),
+                    );
                     continue;
                 }
             },
@@ -291,13 +427,33 @@ fn resolve_pins(spec: &GroupSpec, group: &Group, model: &StateModel, topology: &
         let count = per_partition.entry(pin.partition).or_default();
         *count += 1;
         if *count > group.replicas_per_partition() {
-            sink.report(at.clone(), format!("more pins than the {} replicas of partition {}", group.replicas_per_partition(), pin.partition));
+            sink.report(
+                at.clone(),
+                format!(
+                    "more pins than the {} replicas of partition {}",
+                    group.replicas_per_partition(),
+                    pin.partition
+                ),
+            );
         }
-        if pins.iter().any(|p: &Pin| p.partition == pin.partition && p.node == node) {
-            sink.report(at, format!("partition {} is pinned to `{}` twice", pin.partition, pin.node));
+        if pins
+            .iter()
+            .any(|p: &Pin| p.partition == pin.partition && p.node == node)
+        {
+            sink.report(
+                at,
+                format!(
+                    "partition {} is pinned to `{}` twice",
+                    pin.partition, pin.node
+                ),
+            );
             continue;
         }
-        pins.push(Pin { partition: pin.partition, node, state });
+        pins.push(Pin {
+            partition: pin.partition,
+            node,
+            state,
+        });
     }
     pins
 }

@@ -15,8 +15,15 @@ pub struct LineIndex {
 
 /// Where the parser is inside one collection.
 enum Frame {
-    Mapping { path: String, expecting_key: bool, key: Option<String> },
-    Sequence { path: String, next_index: usize },
+    Mapping {
+        path: String,
+        expecting_key: bool,
+        key: Option<String>,
+    },
+    Sequence {
+        path: String,
+        next_index: usize,
+    },
 }
 
 fn child_path(parent: &str, key: &str) -> String {
@@ -51,10 +58,15 @@ impl LineIndex {
                     let path = index.value_path(&mut stack, None).unwrap_or_default();
                     index.lines.entry(path.clone()).or_insert(line);
                     stack.push(match event {
-                        Event::MappingStart(..) => {
-                            Frame::Mapping { path, expecting_key: true, key: None }
-                        }
-                        _ => Frame::Sequence { path, next_index: 0 },
+                        Event::MappingStart(..) => Frame::Mapping {
+                            path,
+                            expecting_key: true,
+                            key: None,
+                        },
+                        _ => Frame::Sequence {
+                            path,
+                            next_index: 0,
+                        },
                     });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
@@ -69,9 +81,15 @@ impl LineIndex {
     /// Advances the innermost frame by one node and returns the path of that node if it is a
     /// value (not a mapping key). `scalar` is the node's text when it is a scalar.
     fn value_path(&mut self, stack: &mut [Frame], scalar: Option<&str>) -> Option<String> {
-        let Some(frame) = stack.last_mut() else { return Some(String::new()) };
+        let Some(frame) = stack.last_mut() else {
+            return Some(String::new());
+        };
         match frame {
-            Frame::Mapping { path, expecting_key, key } => {
+            Frame::Mapping {
+                path,
+                expecting_key,
+                key,
+            } => {
                 if *expecting_key {
                     *expecting_key = false;
                     *key = Some(scalar.unwrap_or("?").to_string());

@@ -36,7 +36,10 @@ impl Placement {
         let mut slots = Vec::with_capacity(fleet.slot_count);
         for group in &fleet.groups {
             for _ in 0..group.partitions {
-                slots.extend(group.slot_states.iter().map(|&state| Slot { node: UNASSIGNED, state }));
+                slots.extend(group.slot_states.iter().map(|&state| Slot {
+                    node: UNASSIGNED,
+                    state,
+                }));
             }
         }
         Placement { slots }
@@ -68,10 +71,16 @@ impl Placement {
                             .collect()
                     })
                     .collect();
-                GroupPlacementDoc { group: group.name.clone(), partitions }
+                GroupPlacementDoc {
+                    group: group.name.clone(),
+                    partitions,
+                }
             })
             .collect();
-        PlacementDoc { fleet: fleet.name.clone(), groups }
+        PlacementDoc {
+            fleet: fleet.name.clone(),
+            groups,
+        }
     }
 }
 
@@ -121,7 +130,12 @@ impl PlacementDoc {
         serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
-            Problems(vec![Problem { file: file.to_string(), line: Some(inner.line()), path: if path == "." { String::new() } else { path }, message: format!("not a valid placement: {inner}") }])
+            Problems(vec![Problem {
+                file: file.to_string(),
+                line: Some(inner.line()),
+                path: if path == "." { String::new() } else { path },
+                message: format!("not a valid placement: {inner}"),
+            }])
         })
     }
 
@@ -132,26 +146,46 @@ impl PlacementDoc {
         let mut resolved = ResolvedDoc::default();
         for (g, group_doc) in self.groups.iter().enumerate() {
             let Some(group_id) = fleet.group_by_name(&group_doc.group) else {
-                resolved.dropped.push(format!("group `{}` is not in the fleet", group_doc.group));
+                resolved
+                    .dropped
+                    .push(format!("group `{}` is not in the fleet", group_doc.group));
                 continue;
             };
             let group = fleet.group(group_id);
             let model = fleet.product_of(group_id);
             for (p, replicas) in group_doc.partitions.iter().enumerate() {
                 if p as u32 >= group.partitions {
-                    resolved.dropped.push(format!("group `{}` has no partition {p}", group.name));
+                    resolved
+                        .dropped
+                        .push(format!("group `{}` has no partition {p}", group.name));
                     continue;
                 }
                 for (r, replica) in replicas.iter().enumerate() {
                     let Some(state) = model.state(&replica.state) else {
-                        problems.push(Problem { file: file.to_string(), line: None, path: format!("groups[{g}].partitions[{p}][{r}].state"), message: format!("unknown state `{}` for product `{}`", replica.state, model.name) });
+                        problems.push(Problem {
+                            file: file.to_string(),
+                            line: None,
+                            path: format!("groups[{g}].partitions[{p}][{r}].state"),
+                            message: format!(
+                                "unknown state `{}` for product `{}`",
+                                replica.state, model.name
+                            ),
+                        });
                         continue;
                     };
                     let Some(node) = fleet.topology.node_by_name(&replica.node) else {
-                        resolved.dropped.push(format!("{}/{p}: node `{}` is not in the fleet", group.name, replica.node));
+                        resolved.dropped.push(format!(
+                            "{}/{p}: node `{}` is not in the fleet",
+                            group.name, replica.node
+                        ));
                         continue;
                     };
-                    resolved.replicas.push(Replica { group: group_id, partition: p as u32, node, state });
+                    resolved.replicas.push(Replica {
+                        group: group_id,
+                        partition: p as u32,
+                        node,
+                        state,
+                    });
                 }
             }
         }

@@ -55,19 +55,33 @@ pub struct ProblemSink<'a> {
 
 impl<'a> ProblemSink<'a> {
     pub fn new(file: &str, index: &'a crate::line_index::LineIndex) -> Self {
-        Self { file: file.to_string(), index, problems: Vec::new() }
+        Self {
+            file: file.to_string(),
+            index,
+            problems: Vec::new(),
+        }
     }
 
     /// Records a problem at `path` (a document path such as `groups[0].heat.Leader.cpu`).
     pub fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let line = self.index.line_of(&path);
-        self.problems.push(Problem { file: self.file.clone(), line, path, message: message.into() });
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            path,
+            message: message.into(),
+        });
     }
 
     /// Records a problem whose line is already known (e.g. from the YAML parser).
     pub fn report_at_line(&mut self, line: Option<usize>, path: String, message: String) {
-        self.problems.push(Problem { file: self.file.clone(), line, path, message });
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            path,
+            message,
+        });
     }
 
     pub fn is_empty(&self) -> bool {

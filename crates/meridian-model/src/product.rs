@@ -29,7 +29,10 @@ pub struct StateModel {
 
 impl StateModel {
     pub fn state(&self, name: &str) -> Option<StateId> {
-        self.states.iter().position(|s| s == name).map(|i| StateId(i as u8))
+        self.states
+            .iter()
+            .position(|s| s == name)
+            .map(|i| StateId(i as u8))
     }
 
     pub fn state_name(&self, state: StateId) -> &str {
@@ -84,7 +87,12 @@ pub fn builtin_products() -> BTreeMap<String, ProductSpec> {
         "db".to_string(),
         builtin(
             &["Offline", "Follower", "Leader"],
-            &["Offline>Follower", "Follower>Leader", "Leader>Follower", "Follower>Offline"],
+            &[
+                "Offline>Follower",
+                "Follower>Leader",
+                "Leader>Follower",
+                "Follower>Offline",
+            ],
             &[("Leader", 1), ("Follower", 2)],
             Some("Leader"),
             2,
@@ -95,7 +103,12 @@ pub fn builtin_products() -> BTreeMap<String, ProductSpec> {
         "stream".to_string(),
         builtin(
             &["Offline", "Replica", "Leader"],
-            &["Offline>Replica", "Replica>Leader", "Leader>Replica", "Replica>Offline"],
+            &[
+                "Offline>Replica",
+                "Replica>Leader",
+                "Leader>Replica",
+                "Replica>Offline",
+            ],
             &[("Leader", 1), ("Replica", 2)],
             Some("Leader"),
             2,
@@ -133,14 +146,25 @@ pub fn resolve_product(
     }
     for (i, state) in spec.states.iter().enumerate() {
         if spec.states[..i].contains(state) {
-            sink.report(format!("{path}.states[{i}]"), format!("state `{state}` is listed twice"));
+            sink.report(
+                format!("{path}.states[{i}]"),
+                format!("state `{state}` is listed twice"),
+            );
         }
     }
-    let lookup = |state: &str| spec.states.iter().position(|s| s == state).map(|i| StateId(i as u8));
+    let lookup = |state: &str| {
+        spec.states
+            .iter()
+            .position(|s| s == state)
+            .map(|i| StateId(i as u8))
+    };
     let initial = match &spec.initial {
         None => StateId(0),
         Some(state) => lookup(state).unwrap_or_else(|| {
-            sink.report(format!("{path}.initial"), format!("unknown state `{state}`"));
+            sink.report(
+                format!("{path}.initial"),
+                format!("unknown state `{state}`"),
+            );
             StateId(0)
         }),
     };
@@ -154,7 +178,10 @@ pub fn resolve_product(
         match (lookup(from.trim()), lookup(to.trim())) {
             (Some(a), Some(b)) if a != b => transitions.push((a, b)),
             (Some(_), Some(_)) => sink.report(at, format!("transition `{text}` goes nowhere")),
-            _ => sink.report(at, format!("transition `{text}` names a state not in `states`")),
+            _ => sink.report(
+                at,
+                format!("transition `{text}` names a state not in `states`"),
+            ),
         }
     }
     let leader = spec.leader.as_ref().and_then(|state| {
@@ -177,9 +204,17 @@ pub fn resolve_product(
     model.counts = resolve_counts(&model, &spec.counts, &format!("{path}.counts"), sink)?;
     for (state, weight) in &spec.gravity_weight {
         match lookup(state) {
-            Some(s) if weight.is_finite() && *weight >= 0.0 => model.gravity_weight[s.index()] = *weight,
-            Some(_) => sink.report(format!("{path}.gravity_weight.{state}"), "weight must be a finite number ≥ 0"),
-            None => sink.report(format!("{path}.gravity_weight.{state}"), format!("unknown state `{state}`")),
+            Some(s) if weight.is_finite() && *weight >= 0.0 => {
+                model.gravity_weight[s.index()] = *weight
+            }
+            Some(_) => sink.report(
+                format!("{path}.gravity_weight.{state}"),
+                "weight must be a finite number ≥ 0",
+            ),
+            None => sink.report(
+                format!("{path}.gravity_weight.{state}"),
+                format!("unknown state `{state}`"),
+            ),
         }
     }
     let total: u32 = model.counts.iter().sum();
@@ -187,7 +222,10 @@ pub fn resolve_product(
     if model.min_serving > total {
         sink.report(
             format!("{path}.min_serving"),
-            format!("min_serving {} is more than the {total} replicas the counts ask for", model.min_serving),
+            format!(
+                "min_serving {} is more than the {total} replicas the counts ask for",
+                model.min_serving
+            ),
         );
     }
     check_reachability(&model, path, sink);
@@ -206,14 +244,23 @@ pub fn resolve_counts(
     let mut resolved = vec![0u32; model.states.len()];
     for (state, count) in counts {
         match model.state(state) {
-            None => sink.report(format!("{path}.{state}"), format!("unknown state `{state}` (product `{}` has {})", model.name, model.states.join(", "))),
+            None => sink.report(
+                format!("{path}.{state}"),
+                format!(
+                    "unknown state `{state}` (product `{}` has {})",
+                    model.name,
+                    model.states.join(", ")
+                ),
+            ),
             Some(s) if s == model.initial && *count > 0 => sink.report(
                 format!("{path}.{state}"),
                 format!("`{state}` is the initial state; replicas are not counted in it"),
             ),
             Some(s) if Some(s) == model.leader && *count > 1 => sink.report(
                 format!("{path}.{state}"),
-                format!("a partition has at most one `{state}` (it is the leader state), not {count}"),
+                format!(
+                    "a partition has at most one `{state}` (it is the leader state), not {count}"
+                ),
             ),
             Some(s) => resolved[s.index()] = *count,
         }
@@ -234,13 +281,19 @@ fn check_reachability(model: &StateModel, path: &str, sink: &mut ProblemSink) {
         if !from_initial[i] {
             sink.report(
                 format!("{path}.transitions"),
-                format!("state `{state}` has replicas but cannot be reached from `{}`", model.states[model.initial.index()]),
+                format!(
+                    "state `{state}` has replicas but cannot be reached from `{}`",
+                    model.states[model.initial.index()]
+                ),
             );
         }
         if !model.reachable_from(StateId(i as u8))[model.initial.index()] {
             sink.report(
                 format!("{path}.transitions"),
-                format!("a `{state}` replica could never be dropped: no path back to `{}`", model.states[model.initial.index()]),
+                format!(
+                    "a `{state}` replica could never be dropped: no path back to `{}`",
+                    model.states[model.initial.index()]
+                ),
             );
         }
     }

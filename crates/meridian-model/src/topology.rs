@@ -91,11 +91,15 @@ impl Topology {
     }
 
     pub fn node_by_name(&self, name: &str) -> Option<NodeId> {
-        self.domain_by_name(name).and_then(|d| self.domains[d.index()].node)
+        self.domain_by_name(name)
+            .and_then(|d| self.domains[d.index()].node)
     }
 
     pub fn level_by_name(&self, name: &str) -> Option<LevelId> {
-        self.levels.iter().position(|l| l.name == name).map(|i| LevelId(i as u16))
+        self.levels
+            .iter()
+            .position(|l| l.name == name)
+            .map(|i| LevelId(i as u16))
     }
 
     pub fn level_name(&self, level: LevelId) -> &str {
@@ -128,7 +132,10 @@ impl Topology {
     }
 
     pub fn region_by_name(&self, name: &str) -> Option<RegionId> {
-        self.regions.iter().position(|r| r.name == name).map(|i| RegionId(i as u16))
+        self.regions
+            .iter()
+            .position(|r| r.name == name)
+            .map(|i| RegionId(i as u16))
     }
 
     pub fn latency(&self, a: RegionId, b: RegionId) -> f64 {
@@ -154,7 +161,9 @@ impl Topology {
 
     /// Nodes under `domain` (in either tree), in id order.
     pub fn nodes_under(&self, domain: DomainId) -> Vec<NodeId> {
-        self.node_ids().filter(|&n| self.chain(n).contains(&domain)).collect()
+        self.node_ids()
+            .filter(|&n| self.chain(n).contains(&domain))
+            .collect()
     }
 
     /// Children used to walk down from `domain` when searching for a node: the network tree's.
@@ -169,6 +178,11 @@ impl Topology {
     /// Human description of a dimension's capacity at a domain, e.g. `rack r01 net_mbps`.
     pub fn describe(&self, domain: DomainId, dims: &Dimensions, dim: usize) -> String {
         let d = &self.domains[domain.index()];
-        format!("{} {} {}", self.level_name(d.level), d.name, dims.names()[dim])
+        format!(
+            "{} {} {}",
+            self.level_name(d.level),
+            d.name,
+            dims.names()[dim]
+        )
     }
 }

@@ -29,12 +29,21 @@ pub fn parse_quantities(
                     dims.names().join(", ")
                 ),
             ),
-            Some(_) if !value.is_finite() => sink.report(at, format!("{what} must be a finite number")),
+            Some(_) if !value.is_finite() => {
+                sink.report(at, format!("{what} must be a finite number"))
+            }
             Some(_) if value < 0.0 => sink.report(at, format!("negative {what} {value}")),
             Some(dim) => values[dim.index()] = value,
         }
     }
     values
+}
+
+/// The power tree's levels and the depth at which it joins the network tree.
+#[derive(Clone, Copy)]
+struct PowerLevels<'a> {
+    ids: &'a [LevelId],
+    join_depth: usize,
 }
 
 struct Builder<'a> {
@@ -53,13 +62,27 @@ impl<'a> Builder<'a> {
         if let Some(i) = self.levels.iter().position(|l| l.name == name) {
             return LevelId(i as u16);
         }
-        self.levels.push(Level { name: name.to_string(), network_depth: None, power_depth: None });
+        self.levels.push(Level {
+            name: name.to_string(),
+            network_depth: None,
+            power_depth: None,
+        });
         LevelId((self.levels.len() - 1) as u16)
     }
 
-    fn new_domain(&mut self, name: &str, level: LevelId, capacity: Vec<f64>, path: &str, sink: &mut ProblemSink) -> Option<DomainId> {
+    fn new_domain(
+        &mut self,
+        name: &str,
+        level: LevelId,
+        capacity: Vec<f64>,
+        path: &str,
+        sink: &mut ProblemSink,
+    ) -> Option<DomainId> {
         if self.names.contains_key(name) {
-            sink.report(format!("{path}.name"), format!("name `{name}` is used by another domain or node; names must be unique"));
+            sink.report(
+                format!("{path}.name"),
+                format!("name `{name}` is used by another domain or node; names must be unique"),
+            );
             return None;
         }
         let id = DomainId(self.domains.len() as u32);
@@ -78,9 +101,26 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds one network domain and its subtree; `depth` indexes `levels`.
-    fn network_domain(&mut self, spec: &DomainSpec, levels: &[LevelId], depth: usize, parent: Option<DomainId>, path: &str, sink: &mut ProblemSink) {
-        let capacity = parse_quantities(&spec.capacity, self.dims, f64::INFINITY, &format!("{path}.capacity"), "capacity", sink);
-        let Some(id) = self.new_domain(&spec.name, levels[depth], capacity, path, sink) else { return };
+    fn network_domain(
+        &mut self,
+        spec: &DomainSpec,
+        levels: &[LevelId],
+        depth: usize,
+        parent: Option<DomainId>,
+        path: &str,
+        sink: &mut ProblemSink,
+    ) {
+        let capacity = parse_quantities(
+            &spec.capacity,
+            self.dims,
+            f64::INFINITY,
+            &format!("{path}.capacity"),
+            "capacity",
+            sink,
+        );
+        let Some(id) = self.new_domain(&spec.name, levels[depth], capacity, path, sink) else {
+            return;
+        };
         self.domains[id.index()].network_parent = parent;
         if let Some(parent) = parent {
             self.domains[parent.index()].network_children.push(id);
@@ -88,7 +128,14 @@ impl<'a> Builder<'a> {
         let child_depth = depth + 1;
         let child_is_node = child_depth == levels.len() - 1;
         if spec.children.is_empty() {
-            sink.report(format!("{path}.children"), format!("{} `{}` has no children", self.levels[levels[depth].index()].name, spec.name));
+            sink.report(
+                format!("{path}.children"),
+                format!(
+                    "{} `{}` has no children",
+                    self.levels[levels[depth].index()].name,
+                    spec.name
+                ),
+            );
         }
         for (i, child) in spec.children.iter().enumerate() {
             let at = format!("{path}.children[{i}]");
@@ -106,7 +153,10 @@ impl<'a> Builder<'a> {
 
     fn place_node(&mut self, name: &str, parent: DomainId, path: &str, sink: &mut ProblemSink) {
         let Some(&(spec_index, spec)) = self.node_specs.get(name) else {
-            sink.report(path.to_string(), format!("node `{name}` is not defined under `nodes:`"));
+            sink.report(
+                path.to_string(),
+                format!("node `{name}` is not defined under `nodes:`"),
+            );
             return;
         };
         let node_path = format!("nodes[{spec_index}]");
@@ -115,7 +165,10 @@ impl<'a> Builder<'a> {
             Some(class) => match self.classes.get(class) {
                 Some(found) => Some(found),
                 None => {
-                    sink.report(format!("{node_path}.class"), format!("unknown node class `{class}`"));
+                    sink.report(
+                        format!("{node_path}.class"),
+                        format!("unknown node class `{class}`"),
+                    );
                     None
                 }
             },
@@ -124,12 +177,26 @@ impl<'a> Builder<'a> {
         let mut labels = BTreeMap::new();
         let mut cost = 0.0;
         if let (Some(class), Some(class_name)) = (class, &spec.class) {
-            let from_class = parse_quantities(&class.capacity, self.dims, 0.0, &format!("node_classes.{class_name}.capacity"), "capacity", sink);
+            let from_class = parse_quantities(
+                &class.capacity,
+                self.dims,
+                0.0,
+                &format!("node_classes.{class_name}.capacity"),
+                "capacity",
+                sink,
+            );
             capacity.copy_from_slice(&from_class);
             labels.extend(class.labels.clone());
             cost = class.cost_per_gib_month.unwrap_or(0.0);
         }
-        let own = parse_quantities(&spec.capacity, self.dims, f64::NAN, &format!("{node_path}.capacity"), "capacity", sink);
+        let own = parse_quantities(
+            &spec.capacity,
+            self.dims,
+            f64::NAN,
+            &format!("{node_path}.capacity"),
+            "capacity",
+            sink,
+        );
         for (slot, value) in capacity.iter_mut().zip(own) {
             if !value.is_nan() {
                 *slot = value;
@@ -140,53 +207,115 @@ impl<'a> Builder<'a> {
             cost = own_cost;
         }
         if !(cost.is_finite() && cost >= 0.0) {
-            sink.report(format!("{node_path}.cost_per_gib_month"), "price must be a finite number ≥ 0");
+            sink.report(
+                format!("{node_path}.cost_per_gib_month"),
+                "price must be a finite number ≥ 0",
+            );
         }
         let node_level = self.level_id("node");
         let Some(id) = self.new_domain(name, node_level, capacity, path, sink) else {
-            sink.report(path.to_string(), format!("node `{name}` is placed twice in the network tree"));
+            sink.report(
+                path.to_string(),
+                format!("node `{name}` is placed twice in the network tree"),
+            );
             return;
         };
         let node = NodeId(self.nodes.len() as u32);
         self.domains[id.index()].network_parent = Some(parent);
         self.domains[id.index()].node = Some(node);
         self.domains[parent.index()].network_children.push(id);
-        self.nodes.push(NodeInfo { domain: id, class: spec.class.clone(), labels, cost_per_gib_month: cost });
+        self.nodes.push(NodeInfo {
+            domain: id,
+            class: spec.class.clone(),
+            labels,
+            cost_per_gib_month: cost,
+        });
     }
 
     /// Adds one power-only domain; at the last power-only level, children name network domains.
-    fn power_domain(&mut self, spec: &DomainSpec, levels: &[LevelId], depth: usize, join_depth: usize, parent: Option<DomainId>, path: &str, sink: &mut ProblemSink) {
-        let capacity = parse_quantities(&spec.capacity, self.dims, f64::INFINITY, &format!("{path}.capacity"), "capacity", sink);
-        let Some(id) = self.new_domain(&spec.name, levels[depth], capacity, path, sink) else { return };
+    /// `levels.ids[depth]` is this domain's level; `levels.join_depth` is where the trees join.
+    fn power_domain(
+        &mut self,
+        spec: &DomainSpec,
+        levels: PowerLevels,
+        depth: usize,
+        parent: Option<DomainId>,
+        path: &str,
+        sink: &mut ProblemSink,
+    ) {
+        let capacity = parse_quantities(
+            &spec.capacity,
+            self.dims,
+            f64::INFINITY,
+            &format!("{path}.capacity"),
+            "capacity",
+            sink,
+        );
+        let Some(id) = self.new_domain(&spec.name, levels.ids[depth], capacity, path, sink) else {
+            return;
+        };
         self.domains[id.index()].power_parent = parent;
         if let Some(parent) = parent {
             self.domains[parent.index()].power_children.push(id);
         }
         if spec.children.is_empty() {
-            sink.report(format!("{path}.children"), format!("{} `{}` has no children", self.levels[levels[depth].index()].name, spec.name));
+            sink.report(
+                format!("{path}.children"),
+                format!(
+                    "{} `{}` has no children",
+                    self.levels[levels.ids[depth].index()].name,
+                    spec.name
+                ),
+            );
         }
-        let join_level = levels[join_depth];
+        let join_level = levels.ids[levels.join_depth];
         for (i, child) in spec.children.iter().enumerate() {
             let at = format!("{path}.children[{i}]");
-            match (child, depth + 1 == join_depth) {
-                (ChildSpec::Domain(inner), false) => self.power_domain(inner, levels, depth + 1, join_depth, Some(id), &at, sink),
-                (ChildSpec::Reference(name), true) => self.attach_power(name, id, join_level, &at, sink),
-                (ChildSpec::Domain(_), true) => sink.report(at, format!("list the {}s this domain feeds by name", self.levels[join_level.index()].name)),
-                (ChildSpec::Reference(name), false) => sink.report(at, format!("`{name}` is a name, but an inline domain is expected at this level")),
+            match (child, depth + 1 == levels.join_depth) {
+                (ChildSpec::Domain(inner), false) => {
+                    self.power_domain(inner, levels, depth + 1, Some(id), &at, sink)
+                }
+                (ChildSpec::Reference(name), true) => {
+                    self.attach_power(name, id, join_level, &at, sink)
+                }
+                (ChildSpec::Domain(_), true) => sink.report(
+                    at,
+                    format!(
+                        "list the {}s this domain feeds by name",
+                        self.levels[join_level.index()].name
+                    ),
+                ),
+                (ChildSpec::Reference(name), false) => sink.report(
+                    at,
+                    format!("`{name}` is a name, but an inline domain is expected at this level"),
+                ),
             }
         }
     }
 
-    fn attach_power(&mut self, name: &str, parent: DomainId, join_level: LevelId, path: &str, sink: &mut ProblemSink) {
+    fn attach_power(
+        &mut self,
+        name: &str,
+        parent: DomainId,
+        join_level: LevelId,
+        path: &str,
+        sink: &mut ProblemSink,
+    ) {
         let join_name = self.levels[join_level.index()].name.clone();
         let Some(&child) = self.names.get(name) else {
-            sink.report(path.to_string(), format!("no {join_name} named `{name}` in the network tree"));
+            sink.report(
+                path.to_string(),
+                format!("no {join_name} named `{name}` in the network tree"),
+            );
             return;
         };
         let domain = &self.domains[child.index()];
         if domain.level != join_level {
             let level = self.levels[domain.level.index()].name.clone();
-            sink.report(path.to_string(), format!("`{name}` is a {level}, but a {join_name} is expected here"));
+            sink.report(
+                path.to_string(),
+                format!("`{name}` is a {level}, but a {join_name} is expected here"),
+            );
         } else if let Some(existing) = domain.power_parent {
             let existing = self.domains[existing.index()].name.clone();
             sink.report(path.to_string(), format!("{join_name} `{name}` is already fed by `{existing}`; a domain has one power parent"));
@@ -198,7 +327,13 @@ impl<'a> Builder<'a> {
 }
 
 /// Builds and checks the topology. Returns `None` when a problem makes it unusable.
-pub fn build_topology(spec: &TopologySpec, node_specs: &[NodeSpec], classes: &BTreeMap<String, NodeClassSpec>, dims: &Dimensions, sink: &mut ProblemSink) -> Option<Topology> {
+pub fn build_topology(
+    spec: &TopologySpec,
+    node_specs: &[NodeSpec],
+    classes: &BTreeMap<String, NodeClassSpec>,
+    dims: &Dimensions,
+    sink: &mut ProblemSink,
+) -> Option<Topology> {
     let before = sink.count();
     let mut builder = Builder {
         dims,
@@ -211,34 +346,60 @@ pub fn build_topology(spec: &TopologySpec, node_specs: &[NodeSpec], classes: &BT
         classes,
     };
     for (i, node) in node_specs.iter().enumerate() {
-        if builder.node_specs.insert(node.name.as_str(), (i, node)).is_some() {
-            sink.report(format!("nodes[{i}].name"), format!("node `{}` is defined twice", node.name));
+        if builder
+            .node_specs
+            .insert(node.name.as_str(), (i, node))
+            .is_some()
+        {
+            sink.report(
+                format!("nodes[{i}].name"),
+                format!("node `{}` is defined twice", node.name),
+            );
         }
     }
     let network_levels = check_levels(&spec.network.levels, "topology.network.levels", sink)?;
     if network_levels.last().map(String::as_str) != Some("node") {
-        sink.report("topology.network.levels", "the network tree's last level must be `node`");
+        sink.report(
+            "topology.network.levels",
+            "the network tree's last level must be `node`",
+        );
         return None;
     }
     if network_levels.len() < 2 {
-        sink.report("topology.network.levels", "the network tree needs at least one level above `node`");
+        sink.report(
+            "topology.network.levels",
+            "the network tree needs at least one level above `node`",
+        );
         return None;
     }
-    let network_ids: Vec<LevelId> = network_levels.iter().map(|name| builder.level_id(name)).collect();
+    let network_ids: Vec<LevelId> = network_levels
+        .iter()
+        .map(|name| builder.level_id(name))
+        .collect();
     for (depth, level) in network_ids.iter().enumerate() {
         builder.levels[level.index()].network_depth = Some(depth as u8);
     }
     let mut network_roots = Vec::new();
     for (i, domain) in spec.network.domains.iter().enumerate() {
         let root = builder.domains.len();
-        builder.network_domain(domain, &network_ids, 0, None, &format!("topology.network.domains[{i}]"), sink);
+        builder.network_domain(
+            domain,
+            &network_ids,
+            0,
+            None,
+            &format!("topology.network.domains[{i}]"),
+            sink,
+        );
         if root < builder.domains.len() {
             network_roots.push(DomainId(root as u32));
         }
     }
     for (i, node) in node_specs.iter().enumerate() {
         if !builder.names.contains_key(&node.name) {
-            sink.report(format!("nodes[{i}]"), format!("node `{}` is not placed in the network tree", node.name));
+            sink.report(
+                format!("nodes[{i}]"),
+                format!("node `{}` is not placed in the network tree", node.name),
+            );
         }
     }
     if builder.nodes.is_empty() {
@@ -253,7 +414,15 @@ pub fn build_topology(spec: &TopologySpec, node_specs: &[NodeSpec], classes: &BT
         return None;
     }
     let (region_level, regions) = regions?;
-    let topology = finish(builder, network_roots, power_roots, region_level, regions, spec, sink);
+    let topology = finish(
+        builder,
+        network_roots,
+        power_roots,
+        region_level,
+        regions,
+        spec,
+        sink,
+    );
     (sink.count() == before).then_some(topology)
 }
 
@@ -264,29 +433,48 @@ fn check_levels(levels: &[String], path: &str, sink: &mut ProblemSink) -> Option
     }
     for (i, level) in levels.iter().enumerate() {
         if levels[..i].contains(level) {
-            sink.report(format!("{path}[{i}]"), format!("level `{level}` is listed twice"));
+            sink.report(
+                format!("{path}[{i}]"),
+                format!("level `{level}` is listed twice"),
+            );
             return None;
         }
     }
     Some(levels.to_vec())
 }
 
-fn build_power(builder: &mut Builder, power: &crate::spec::TreeSpec, network_levels: &[String], sink: &mut ProblemSink) -> Option<Vec<DomainId>> {
+fn build_power(
+    builder: &mut Builder,
+    power: &crate::spec::TreeSpec,
+    network_levels: &[String],
+    sink: &mut ProblemSink,
+) -> Option<Vec<DomainId>> {
     let levels = check_levels(&power.levels, "topology.power.levels", sink)?;
     let Some(join_depth) = levels.iter().position(|l| network_levels.contains(l)) else {
         sink.report("topology.power.levels", "the power tree must end in levels of the network tree (e.g. `rack, node`) so both trees share their nodes");
         return None;
     };
-    let network_join = network_levels.iter().position(|l| *l == levels[join_depth]).unwrap_or(0);
+    let network_join = network_levels
+        .iter()
+        .position(|l| *l == levels[join_depth])
+        .unwrap_or(0);
     if levels[join_depth..] != network_levels[network_join..] {
         sink.report(
             "topology.power.levels",
-            format!("below `{}` the power tree's levels ({}) must be the network tree's ({})", levels[join_depth], levels[join_depth..].join(", "), network_levels[network_join..].join(", ")),
+            format!(
+                "below `{}` the power tree's levels ({}) must be the network tree's ({})",
+                levels[join_depth],
+                levels[join_depth..].join(", "),
+                network_levels[network_join..].join(", ")
+            ),
         );
         return None;
     }
     if join_depth == 0 {
-        sink.report("topology.power.levels", "the power tree needs at least one level of its own above the shared ones (e.g. `pdu`)");
+        sink.report(
+            "topology.power.levels",
+            "the power tree needs at least one level of its own above the shared ones (e.g. `pdu`)",
+        );
         return None;
     }
     let ids: Vec<LevelId> = levels.iter().map(|name| builder.level_id(name)).collect();
@@ -296,7 +484,17 @@ fn build_power(builder: &mut Builder, power: &crate::spec::TreeSpec, network_lev
     let mut roots = Vec::new();
     for (i, domain) in power.domains.iter().enumerate() {
         let root = builder.domains.len();
-        builder.power_domain(domain, &ids, 0, join_depth, None, &format!("topology.power.domains[{i}]"), sink);
+        builder.power_domain(
+            domain,
+            PowerLevels {
+                ids: &ids,
+                join_depth,
+            },
+            0,
+            None,
+            &format!("topology.power.domains[{i}]"),
+            sink,
+        );
         if root < builder.domains.len() {
             roots.push(DomainId(root as u32));
         }
@@ -308,7 +506,12 @@ fn build_power(builder: &mut Builder, power: &crate::spec::TreeSpec, network_lev
         let level = &builder.levels[domain.level.index()];
         if domain.level == join_level {
             if domain.power_parent.is_none() {
-                let message = format!("{} `{}` is not fed by any {} of the power tree", level.name, domain.name, levels[join_depth - 1]);
+                let message = format!(
+                    "{} `{}` is not fed by any {} of the power tree",
+                    level.name,
+                    domain.name,
+                    levels[join_depth - 1]
+                );
                 sink.report("topology.power.domains", message);
             }
         } else if level.power_depth.is_some() && level.network_depth.is_some() {
@@ -318,13 +521,30 @@ fn build_power(builder: &mut Builder, power: &crate::spec::TreeSpec, network_lev
     Some(roots)
 }
 
-fn build_regions(spec: &TopologySpec, builder: &Builder, network_levels: &[String], sink: &mut ProblemSink) -> Option<(Option<LevelId>, Vec<Region>)> {
-    let wanted = spec.region_level.clone().unwrap_or_else(|| "region".to_string());
-    let level = builder.levels.iter().position(|l| l.name == wanted && l.network_depth.is_some());
+fn build_regions(
+    spec: &TopologySpec,
+    builder: &Builder,
+    network_levels: &[String],
+    sink: &mut ProblemSink,
+) -> Option<(Option<LevelId>, Vec<Region>)> {
+    let wanted = spec
+        .region_level
+        .clone()
+        .unwrap_or_else(|| "region".to_string());
+    let level = builder
+        .levels
+        .iter()
+        .position(|l| l.name == wanted && l.network_depth.is_some());
     let level = match (level, &spec.region_level) {
         (Some(level), _) => Some(LevelId(level as u16)),
         (None, Some(_)) => {
-            sink.report("topology.region_level", format!("`{wanted}` is not a level of the network tree ({})", network_levels.join(", ")));
+            sink.report(
+                "topology.region_level",
+                format!(
+                    "`{wanted}` is not a level of the network tree ({})",
+                    network_levels.join(", ")
+                ),
+            );
             return None;
         }
         (None, None) => None,
@@ -335,16 +555,36 @@ fn build_regions(spec: &TopologySpec, builder: &Builder, network_levels: &[Strin
             .iter()
             .enumerate()
             .filter(|(_, d)| d.level == level)
-            .map(|(i, d)| Region { name: d.name.clone(), domain: Some(DomainId(i as u32)) })
+            .map(|(i, d)| Region {
+                name: d.name.clone(),
+                domain: Some(DomainId(i as u32)),
+            })
             .collect(),
-        None => vec![Region { name: "default".to_string(), domain: None }],
+        None => vec![Region {
+            name: "default".to_string(),
+            domain: None,
+        }],
     };
     Some((level, regions))
 }
 
-fn finish(builder: Builder, network_roots: Vec<DomainId>, power_roots: Vec<DomainId>, region_level: Option<LevelId>, regions: Vec<Region>, spec: &TopologySpec, sink: &mut ProblemSink) -> Topology {
+fn finish(
+    builder: Builder,
+    network_roots: Vec<DomainId>,
+    power_roots: Vec<DomainId>,
+    region_level: Option<LevelId>,
+    regions: Vec<Region>,
+    spec: &TopologySpec,
+    sink: &mut ProblemSink,
+) -> Topology {
     let dims_count = builder.dims.len();
-    let node_level = LevelId(builder.levels.iter().position(|l| l.name == "node").unwrap_or(0) as u16);
+    let node_level = LevelId(
+        builder
+            .levels
+            .iter()
+            .position(|l| l.name == "node")
+            .unwrap_or(0) as u16,
+    );
     let mut chain_offsets = vec![0u32];
     let mut chain_ids = Vec::new();
     let mut ancestor_at_level = vec![vec![NO_DOMAIN; builder.nodes.len()]; builder.levels.len()];
@@ -368,7 +608,10 @@ fn finish(builder: Builder, network_roots: Vec<DomainId>, power_roots: Vec<Domai
             let level = builder.domains[domain.index()].level;
             ancestor_at_level[level.index()][n] = domain.0;
             if Some(level) == region_level {
-                let region = regions.iter().position(|r| r.domain == Some(domain)).unwrap_or(0);
+                let region = regions
+                    .iter()
+                    .position(|r| r.domain == Some(domain))
+                    .unwrap_or(0);
                 node_region[n] = RegionId(region as u16);
             }
         }
@@ -376,7 +619,10 @@ fn finish(builder: Builder, network_roots: Vec<DomainId>, power_roots: Vec<Domai
     let region_count = regions.len();
     let local = spec.local_latency_ms.unwrap_or(1.0);
     if !(local.is_finite() && local >= 0.0) {
-        sink.report("topology.local_latency_ms", "latency must be a finite number ≥ 0");
+        sink.report(
+            "topology.local_latency_ms",
+            "latency must be a finite number ≥ 0",
+        );
     }
     let mut latency_ms = vec![f64::NAN; region_count * region_count];
     let mut cost_per_gb = vec![0.0; region_count * region_count];
@@ -388,17 +634,33 @@ fn finish(builder: Builder, network_roots: Vec<DomainId>, power_roots: Vec<Domai
     for (i, link) in spec.links.iter().enumerate() {
         let path = format!("topology.links[{i}]");
         let (Some(a), Some(b)) = (find(&link.between[0]), find(&link.between[1])) else {
-            sink.report(format!("{path}.between"), format!("`{}` and `{}` must both be regions", link.between[0], link.between[1]));
+            sink.report(
+                format!("{path}.between"),
+                format!(
+                    "`{}` and `{}` must both be regions",
+                    link.between[0], link.between[1]
+                ),
+            );
             continue;
         };
         if a == b {
-            sink.report(format!("{path}.between"), "a link joins two different regions");
+            sink.report(
+                format!("{path}.between"),
+                "a link joins two different regions",
+            );
             continue;
         }
-        let checks = [("latency_ms", link.latency_ms), ("cost_per_gb", link.cost_per_gb), ("net_mbps", link.net_mbps.unwrap_or(0.0))];
+        let checks = [
+            ("latency_ms", link.latency_ms),
+            ("cost_per_gb", link.cost_per_gb),
+            ("net_mbps", link.net_mbps.unwrap_or(0.0)),
+        ];
         for (field, value) in checks {
             if !(value.is_finite() && value >= 0.0) {
-                sink.report(format!("{path}.{field}"), format!("{field} must be a finite number ≥ 0"));
+                sink.report(
+                    format!("{path}.{field}"),
+                    format!("{field} must be a finite number ≥ 0"),
+                );
             }
         }
         for (x, y) in [(a, b), (b, a)] {

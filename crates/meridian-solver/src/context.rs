@@ -57,8 +57,17 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        let max_latency = topology.latency_ms.iter().copied().filter(|l| l.is_finite()).fold(0.0, f64::max);
-        let max_cost = topology.nodes.iter().map(|n| n.cost_per_gib_month).fold(0.0, f64::max);
+        let max_latency = topology
+            .latency_ms
+            .iter()
+            .copied()
+            .filter(|l| l.is_finite())
+            .fold(0.0, f64::max);
+        let max_cost = topology
+            .nodes
+            .iter()
+            .map(|n| n.cost_per_gib_month)
+            .fold(0.0, f64::max);
         let max_size = fleet.groups.iter().map(|g| g.size_gib).fold(0.0, f64::max);
         let (under_offsets, under_ids) = nodes_under(fleet);
         Context {
@@ -74,7 +83,11 @@ impl<'a> Context<'a> {
             lower_bound: lower_bounds(fleet),
             anti_affinity,
             tracked,
-            latency_scale: if max_latency > 0.0 { 1.0 / max_latency } else { 0.0 },
+            latency_scale: if max_latency > 0.0 {
+                1.0 / max_latency
+            } else {
+                0.0
+            },
             cost_scale: if max_cost > 0.0 { 1.0 / max_cost } else { 0.0 },
             size_scale: if max_size > 0.0 { 1.0 / max_size } else { 0.0 },
         }
@@ -104,7 +117,8 @@ impl<'a> Context<'a> {
     /// The utilization balance aims at for a level and dimension: its lower bound, floored so
     /// near-idle dimensions do not drive decisions. Search and rebalance both use this.
     pub fn balance_target(&self, level: LevelId, dim: usize) -> f64 {
-        self.lower_bound(level, dim).max(crate::score::BALANCE_TARGET_FLOOR)
+        self.lower_bound(level, dim)
+            .max(crate::score::BALANCE_TARGET_FLOOR)
     }
 
     /// Utilization of a limit over its balance target (0 for unlimited domains).
@@ -117,16 +131,26 @@ impl<'a> Context<'a> {
     }
 }
 
+/// What makes two groups' eligible nodes the same: selector labels and allowed regions.
+type ClassKey = (Vec<(String, String)>, Option<Vec<u16>>);
+
 /// Groups with equal selector and regions share one class of eligible nodes.
 fn eligibility(fleet: &Fleet) -> (Vec<usize>, Vec<Vec<u32>>) {
     let topology = &fleet.topology;
-    let mut classes: BTreeMap<(Vec<(String, String)>, Option<Vec<u16>>), usize> = BTreeMap::new();
+    let mut classes: BTreeMap<ClassKey, usize> = BTreeMap::new();
     let mut class_of_group = Vec::with_capacity(fleet.groups.len());
     let mut eligible: Vec<Vec<u32>> = Vec::new();
     for group in &fleet.groups {
         let key = (
-            group.selector.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            group.regions.as_ref().map(|r| r.iter().map(|x| x.0).collect()),
+            group
+                .selector
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            group
+                .regions
+                .as_ref()
+                .map(|r| r.iter().map(|x| x.0).collect()),
         );
         let next = classes.len();
         let class = *classes.entry(key).or_insert(next);
@@ -161,8 +185,12 @@ fn newly_covered(fleet: &Fleet) -> (Vec<u32>, Vec<DomainId>) {
     let mut order: Vec<DomainId> = topology.domain_ids().collect();
     order.sort_by_key(|d| std::cmp::Reverse(depth(fleet, *d)));
     for domain in order {
-        let Some(parent) = topology.domain(domain).network_parent else { continue };
-        let Some(mine) = covered[domain.index()].clone() else { continue };
+        let Some(parent) = topology.domain(domain).network_parent else {
+            continue;
+        };
+        let Some(mine) = covered[domain.index()].clone() else {
+            continue;
+        };
         let merged = match covered[parent.index()].take() {
             None => mine.into_iter().filter(|d| *d != domain).collect(),
             Some(existing) => existing.into_iter().filter(|d| mine.contains(d)).collect(),
@@ -173,7 +201,11 @@ fn newly_covered(fleet: &Fleet) -> (Vec<u32>, Vec<DomainId>) {
     let mut ids = Vec::new();
     for domain in topology.domain_ids() {
         let mine = covered[domain.index()].as_deref().unwrap_or(&[]);
-        let parent = topology.domain(domain).network_parent.and_then(|p| covered[p.index()].as_deref()).unwrap_or(&[]);
+        let parent = topology
+            .domain(domain)
+            .network_parent
+            .and_then(|p| covered[p.index()].as_deref())
+            .unwrap_or(&[]);
         ids.extend(mine.iter().filter(|d| !parent.contains(d)));
         offsets.push(ids.len() as u32);
     }
@@ -235,7 +267,10 @@ pub fn lower_bounds(fleet: &Fleet) -> Vec<f64> {
                     _ => covers_all = false,
                 }
             }
-            for domain in topology.domain_ids().filter(|d| topology.domain(*d).level == level) {
+            for domain in topology
+                .domain_ids()
+                .filter(|d| topology.domain(*d).level == level)
+            {
                 total += fleet.limit_of(domain)[x];
             }
             if covers_all && total > 0.0 && total.is_finite() {

@@ -27,7 +27,10 @@ fn take_slot(fleet: &Fleet, slots: &mut [Slot], replica: &Replica, same_state: b
     let group = fleet.group(replica.group);
     let first = group.partition_slot(replica.partition);
     let range = first..first + group.replicas_per_partition();
-    if slots[range.clone()].iter().any(|s| s.node == replica.node.0) {
+    if slots[range.clone()]
+        .iter()
+        .any(|s| s.node == replica.node.0)
+    {
         return false; // A second replica of the partition on one node is never kept.
     }
     for index in range {

@@ -43,13 +43,34 @@ pub struct Failure {
 pub fn describe(context: &Context, rejection: &Rejection) -> String {
     let fleet = context.fleet;
     let topology = &fleet.topology;
-    let name = |d: &DomainId| format!("{} `{}`", topology.level_name(topology.domain(*d).level), topology.domain(*d).name);
+    let name = |d: &DomainId| {
+        format!(
+            "{} `{}`",
+            topology.level_name(topology.domain(*d).level),
+            topology.domain(*d).name
+        )
+    };
     match rejection {
         Rejection::Eligibility => "fails the group's selector or residency".to_string(),
         Rejection::Excluded { domain } => format!("{} is excluded (drained)", name(domain)),
-        Rejection::Capacity { domain, dim, need, free } => format!("{} {}: needs {need:.2}, {free:.2} free under its limit", name(domain), fleet.dims.names()[*dim]),
-        Rejection::Spread { domain } => format!("{} already holds a replica of this partition", name(domain)),
-        Rejection::AntiAffinity { group, domain } => format!("{} holds group `{}`, which this group avoids", name(domain), fleet.group(*group).name),
+        Rejection::Capacity {
+            domain,
+            dim,
+            need,
+            free,
+        } => format!(
+            "{} {}: needs {need:.2}, {free:.2} free under its limit",
+            name(domain),
+            fleet.dims.names()[*dim]
+        ),
+        Rejection::Spread { domain } => {
+            format!("{} already holds a replica of this partition", name(domain))
+        }
+        Rejection::AntiAffinity { group, domain } => format!(
+            "{} holds group `{}`, which this group avoids",
+            name(domain),
+            fleet.group(*group).name
+        ),
         Rejection::Pin => "the partition is pinned elsewhere".to_string(),
     }
 }
@@ -65,14 +86,24 @@ pub fn diagnose(context: &Context, state: &State, request: &Request, _slot: usiz
         match score_node(context, state, request, node) {
             Ok(_) => feasible += 1,
             Err(rejection) => {
-                *rejected_by.entry(rejection.constraint().to_string()).or_default() += 1;
+                *rejected_by
+                    .entry(rejection.constraint().to_string())
+                    .or_default() += 1;
                 match rejection {
-                    Rejection::Capacity { domain, dim, need, free } => {
-                        if closest.as_ref().is_none_or(|(short, ..)| need - free < *short) {
-                            closest = Some((need - free, domain, dim, need, free));
-                        }
+                    Rejection::Capacity {
+                        domain,
+                        dim,
+                        need,
+                        free,
+                    } if closest
+                        .as_ref()
+                        .is_none_or(|(short, ..)| need - free < *short) =>
+                    {
+                        closest = Some((need - free, domain, dim, need, free));
                     }
-                    Rejection::Spread { domain } if !spread_domains.contains(&domain) => spread_domains.push(domain),
+                    Rejection::Spread { domain } if !spread_domains.contains(&domain) => {
+                        spread_domains.push(domain)
+                    }
                     _ => {}
                 }
             }
@@ -80,20 +111,38 @@ pub fn diagnose(context: &Context, state: &State, request: &Request, _slot: usiz
     }
     let group = fleet.group(request.group);
     let model = fleet.product_of(request.group);
-    let closest = closest.map(|(_, domain, dim, need, free)| shortfall(fleet, domain, dim, need, free));
+    let closest =
+        closest.map(|(_, domain, dim, need, free)| shortfall(fleet, domain, dim, need, free));
     let mut relax = Vec::new();
     if let Some(miss) = &closest {
-        relax.push(format!("free or add {:.2} {} under {} `{}` (capacity {:.2}, headroom {:.0}%)", miss.short_by, miss.dimension, miss.level, miss.domain, miss.capacity, miss.headroom * 100.0));
+        relax.push(format!(
+            "free or add {:.2} {} under {} `{}` (capacity {:.2}, headroom {:.0}%)",
+            miss.short_by,
+            miss.dimension,
+            miss.level,
+            miss.domain,
+            miss.capacity,
+            miss.headroom * 100.0
+        ));
         if miss.headroom > 0.0 && miss.capacity.is_finite() && miss.capacity > 0.0 {
             let used = miss.capacity * (1.0 - miss.headroom) - miss.free;
             let allowed = 1.0 - (used + miss.need) / miss.capacity;
             if allowed >= 0.0 {
-                relax.push(format!("or lower headroom `{}.{}` to {:.3}", miss.level, miss.dimension, allowed.max(0.0)));
+                relax.push(format!(
+                    "or lower headroom `{}.{}` to {:.3}",
+                    miss.level,
+                    miss.dimension,
+                    allowed.max(0.0)
+                ));
             }
         }
     }
     if rejected_by.contains_key("spread") {
-        let levels: Vec<&str> = group.spread.iter().map(|l| topology.level_name(*l)).collect();
+        let levels: Vec<&str> = group
+            .spread
+            .iter()
+            .map(|l| topology.level_name(*l))
+            .collect();
         relax.push(format!("spread over [{}] rules out {} domain(s) already holding this partition; add fault domains or relax the spread level", levels.join(", "), spread_domains.len()));
     }
     if rejected_by.contains_key("eligibility") {
@@ -103,9 +152,14 @@ pub fn diagnose(context: &Context, state: &State, request: &Request, _slot: usiz
         relax.push("relax the group's anti_affinity".to_string());
     }
     let total = topology.nodes.len();
-    let mut parts: Vec<String> = rejected_by.iter().map(|(k, v)| format!("{v} by {k}")).collect();
+    let mut parts: Vec<String> = rejected_by
+        .iter()
+        .map(|(k, v)| format!("{v} by {k}"))
+        .collect();
     if feasible > 0 {
-        parts.push(format!("{feasible} feasible but not reachable by the search (a bug: please report)"));
+        parts.push(format!(
+            "{feasible} feasible but not reachable by the search (a bug: please report)"
+        ));
     }
     Failure {
         group: group.name.clone(),

@@ -49,23 +49,44 @@ pub struct Explanation {
 
 /// Explains replica `index` of `partition` of `group` in `placement`. Scores are evaluated on
 /// the final placement with this replica lifted out, exactly as the search scores a node.
-pub fn explain(fleet: &Fleet, placement: &Placement, group: &str, partition: u32, index: usize) -> Result<Explanation, String> {
-    let group_id = fleet.group_by_name(group).ok_or_else(|| format!("unknown group `{group}`"))?;
+pub fn explain(
+    fleet: &Fleet,
+    placement: &Placement,
+    group: &str,
+    partition: u32,
+    index: usize,
+) -> Result<Explanation, String> {
+    let group_id = fleet
+        .group_by_name(group)
+        .ok_or_else(|| format!("unknown group `{group}`"))?;
     let g = fleet.group(group_id);
     if partition >= g.partitions {
-        return Err(format!("group `{group}` has partitions 0..{}", g.partitions));
+        return Err(format!(
+            "group `{group}` has partitions 0..{}",
+            g.partitions
+        ));
     }
     if index >= g.replicas_per_partition() {
-        return Err(format!("a partition of `{group}` has replicas 0..{}", g.replicas_per_partition()));
+        return Err(format!(
+            "a partition of `{group}` has replicas 0..{}",
+            g.replicas_per_partition()
+        ));
     }
     let slot = g.partition_slot(partition) + index;
     let context = Context::new(fleet);
     let mut state = State::new(&context, placement.slots.clone());
     let replica_state = state.slots[slot].state;
-    let node = state.unplace(&context, slot).ok_or_else(|| format!("{group}/{partition} replica {index} is not placed"))?;
+    let node = state
+        .unplace(&context, slot)
+        .ok_or_else(|| format!("{group}/{partition} replica {index} is not placed"))?;
     let request = Request::for_slot(&context, &state, slot, replica_state, Some(node));
     let model = fleet.product_of(group_id);
-    let score = score_node(&context, &state, &request, node).map_err(|r| format!("the replica's own node breaks a constraint: {}", describe(&context, &r)))?;
+    let score = score_node(&context, &state, &request, node).map_err(|r| {
+        format!(
+            "the replica's own node breaks a constraint: {}",
+            describe(&context, &r)
+        )
+    })?;
     let mut rejected_by: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut ranked: Vec<(f64, NodeId, Score)> = Vec::new();
     for candidate in fleet.topology.node_ids() {
@@ -73,13 +94,26 @@ pub fn explain(fleet: &Fleet, placement: &Placement, group: &str, partition: u32
             Ok(s) if candidate != node => ranked.push((s.total(), candidate, s)),
             Ok(_) => {}
             Err(rejection) => {
-                let entry = rejected_by.entry(rejection.constraint().to_string()).or_insert((0, format!("{}: {}", fleet.topology.node_name(candidate), describe(&context, &rejection))));
+                let entry = rejected_by
+                    .entry(rejection.constraint().to_string())
+                    .or_insert((
+                        0,
+                        format!(
+                            "{}: {}",
+                            fleet.topology.node_name(candidate),
+                            describe(&context, &rejection)
+                        ),
+                    ));
                 entry.0 += 1;
             }
         }
     }
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let runner_up = ranked.first().map(|(total, n, s)| Candidate { node: fleet.topology.node_name(*n).to_string(), score: *s, total: *total });
+    let runner_up = ranked.first().map(|(total, n, s)| Candidate {
+        node: fleet.topology.node_name(*n).to_string(),
+        score: *s,
+        total: *total,
+    });
     let why = why_not(&score, runner_up.as_ref());
     let chain = chain_loads(&context, &state, &request, node);
     let binding = binding(&chain);
@@ -99,7 +133,12 @@ pub fn explain(fleet: &Fleet, placement: &Placement, group: &str, partition: u32
     })
 }
 
-fn chain_loads(context: &Context, state: &State, request: &Request, node: NodeId) -> Vec<DomainLoad> {
+fn chain_loads(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    node: NodeId,
+) -> Vec<DomainLoad> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     topology
@@ -114,22 +153,53 @@ fn chain_loads(context: &Context, state: &State, request: &Request, node: NodeId
                 .map(|&(x, h)| {
                     let limit = fleet.limit[base + x];
                     let after = state.used[base + x] + h;
-                    (fleet.dims.names()[x].clone(), if limit > 0.0 { after / limit } else { f64::INFINITY }, limit)
+                    (
+                        fleet.dims.names()[x].clone(),
+                        if limit > 0.0 {
+                            after / limit
+                        } else {
+                            f64::INFINITY
+                        },
+                        limit,
+                    )
                 })
                 .collect();
-            DomainLoad { domain: topology.domain(domain).name.clone(), level: topology.level_name(topology.domain(domain).level).to_string(), utilization }
+            DomainLoad {
+                domain: topology.domain(domain).name.clone(),
+                level: topology
+                    .level_name(topology.domain(domain).level)
+                    .to_string(),
+                utilization,
+            }
         })
         .collect()
 }
 
 fn binding(chain: &[DomainLoad]) -> Vec<String> {
-    let mut all: Vec<(f64, String)> = chain.iter().flat_map(|d| d.utilization.iter().map(move |(dim, u, limit)| (*u, format!("{} `{}` {dim}: {:.1}% of limit {limit:.1}", d.level, d.domain, u * 100.0)))).collect();
+    let mut all: Vec<(f64, String)> = chain
+        .iter()
+        .flat_map(|d| {
+            d.utilization.iter().map(move |(dim, u, limit)| {
+                (
+                    *u,
+                    format!(
+                        "{} `{}` {dim}: {:.1}% of limit {limit:.1}",
+                        d.level,
+                        d.domain,
+                        u * 100.0
+                    ),
+                )
+            })
+        })
+        .collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     all.into_iter().take(3).map(|(_, s)| s).collect()
 }
 
 fn why_not(chosen: &Score, runner_up: Option<&Candidate>) -> String {
-    let Some(other) = runner_up else { return "no other node satisfies every hard constraint".to_string() };
+    let Some(other) = runner_up else {
+        return "no other node satisfies every hard constraint".to_string();
+    };
     let terms = [
         ("balance", other.score.balance - chosen.balance),
         ("gravity", other.score.gravity - chosen.gravity),
@@ -138,11 +208,21 @@ fn why_not(chosen: &Score, runner_up: Option<&Candidate>) -> String {
         ("affinity", other.score.affinity - chosen.affinity),
     ];
     let margin = other.total - chosen.total();
-    let worst = terms.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(("balance", 0.0));
+    let worst = terms
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or(("balance", 0.0));
     if margin > 0.0 {
-        format!("`{}` scores {:.4} more in total, mostly on {} (+{:.4})", other.node, margin, worst.0, worst.1)
+        format!(
+            "`{}` scores {:.4} more in total, mostly on {} (+{:.4})",
+            other.node, margin, worst.0, worst.1
+        )
     } else if margin == 0.0 {
-        format!("`{}` ties; the seeded tie-break chose this node", other.node)
+        format!(
+            "`{}` ties; the seeded tie-break chose this node",
+            other.node
+        )
     } else {
         format!("`{}` now scores {:.4} less: loads changed after this replica was placed; a rebalance would weigh moving it (movement costs {:.4})", other.node, -margin, other.score.movement)
     }

@@ -46,9 +46,20 @@ pub fn quality(fleet: &Fleet, placement: &Placement) -> Vec<LevelQuality> {
                 .filter(|d| topology.domain(*d).level == LevelId(l as u16))
                 .map(|d| used[d.index() * dims + x] / fleet.limit[d.index() * dims + x])
                 .fold(0.0, f64::max);
-            rows.push(LevelQuality { level: level.name.clone(), dimension: fleet.dims.names()[x].clone(), peak, lower_bound: bound, ratio: peak / bound });
+            rows.push(LevelQuality {
+                level: level.name.clone(),
+                dimension: fleet.dims.names()[x].clone(),
+                peak,
+                lower_bound: bound,
+                ratio: peak / bound,
+            });
         }
     }
-    rows.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(a.level.cmp(&b.level)).then(a.dimension.cmp(&b.dimension)));
+    rows.sort_by(|a, b| {
+        b.ratio
+            .total_cmp(&a.ratio)
+            .then(a.level.cmp(&b.level))
+            .then(a.dimension.cmp(&b.dimension))
+    });
     rows
 }

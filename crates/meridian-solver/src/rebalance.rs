@@ -40,7 +40,10 @@ impl PartialOrd for Hot {
 }
 impl Ord for Hot {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.ratio.total_cmp(&other.ratio).then(other.domain.cmp(&self.domain)).then(other.dim.cmp(&self.dim))
+        self.ratio
+            .total_cmp(&other.ratio)
+            .then(other.domain.cmp(&self.domain))
+            .then(other.dim.cmp(&self.dim))
     }
 }
 
@@ -55,14 +58,23 @@ fn chain_ratio_with(context: &Context, state: &State, node: NodeId, heat: &[f64]
     for &domain in context.fleet.topology.chain(node) {
         for (x, &h) in heat.iter().enumerate() {
             if h != 0.0 {
-                worst = worst.max(context.pressure(domain, x, state.used[domain.index() * context.dims + x] + h));
+                worst = worst.max(context.pressure(
+                    domain,
+                    x,
+                    state.used[domain.index() * context.dims + x] + h,
+                ));
             }
         }
     }
     worst
 }
 
-pub fn rebalance(context: &Context, state: &mut State, current: &[Slot], options: &Options) -> Outcome {
+pub fn rebalance(
+    context: &Context,
+    state: &mut State,
+    current: &[Slot],
+    options: &Options,
+) -> Outcome {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let mut node_slots: Vec<Vec<u32>> = vec![Vec::new(); topology.nodes.len()];
@@ -76,7 +88,11 @@ pub fn rebalance(context: &Context, state: &mut State, current: &[Slot], options
         for dim in 0..context.dims {
             let r = ratio(context, state, domain, dim);
             if r > 1.0 + options.tolerance {
-                heap.push(Hot { ratio: r, domain, dim });
+                heap.push(Hot {
+                    ratio: r,
+                    domain,
+                    dim,
+                });
             }
         }
     }
@@ -108,7 +124,11 @@ pub fn rebalance(context: &Context, state: &mut State, current: &[Slot], options
                         for dim in 0..context.dims {
                             let r = ratio(context, state, domain, dim);
                             if r > 1.0 + options.tolerance {
-                                heap.push(Hot { ratio: r, domain, dim });
+                                heap.push(Hot {
+                                    ratio: r,
+                                    domain,
+                                    dim,
+                                });
                             }
                         }
                     }
@@ -124,7 +144,15 @@ pub fn rebalance(context: &Context, state: &mut State, current: &[Slot], options
 
 /// Tries one change that lowers `hot`'s ratio without raising any other above `now`.
 /// Returns the nodes whose load grew and whether data moved.
-fn relieve(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], current: &[Slot], hot: &Hot, now: f64, options: &Options) -> Option<(Vec<NodeId>, bool)> {
+fn relieve(
+    context: &Context,
+    state: &mut State,
+    node_slots: &mut [Vec<u32>],
+    current: &[Slot],
+    hot: &Hot,
+    now: f64,
+    options: &Options,
+) -> Option<(Vec<NodeId>, bool)> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let mut nodes: Vec<NodeId> = context.nodes_under(hot.domain).to_vec();
@@ -136,10 +164,13 @@ fn relieve(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], cu
     }
     nodes.sort_by(hottest_first);
     for &node in nodes.iter().take(HOT_NODES_TRIED_MAX) {
-        if let Some(partner) = try_leader_swap(context, state, node_slots, node, hot, now, &options.drain) {
+        if let Some(partner) =
+            try_leader_swap(context, state, node_slots, node, hot, now, &options.drain)
+        {
             return Some((vec![partner], false));
         }
-        if let Some(target) = try_move(context, state, node_slots, current, node, hot, now, options) {
+        if let Some(target) = try_move(context, state, node_slots, current, node, hot, now, options)
+        {
             return Some((vec![target], true));
         }
     }
@@ -150,11 +181,21 @@ fn relieve(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], cu
 fn pinned_here(context: &Context, slot: usize, node: NodeId) -> bool {
     let fleet = context.fleet;
     let (group, partition, _) = fleet.locate_slot(slot);
-    fleet.group(group).pins.iter().any(|pin| pin.partition == partition && pin.node == node)
+    fleet
+        .group(group)
+        .pins
+        .iter()
+        .any(|pin| pin.partition == partition && pin.node == node)
 }
 
 /// Replicas on `node` that carry heat in `dim`, cheapest to move (bytes per heat) first.
-fn candidates(context: &Context, state: &State, node_slots: &[Vec<u32>], node: NodeId, dim: usize) -> Vec<usize> {
+fn candidates(
+    context: &Context,
+    state: &State,
+    node_slots: &[Vec<u32>],
+    node: NodeId,
+    dim: usize,
+) -> Vec<usize> {
     let fleet = context.fleet;
     let mut list: Vec<(f64, usize)> = node_slots[node.index()]
         .iter()
@@ -166,10 +207,21 @@ fn candidates(context: &Context, state: &State, node_slots: &[Vec<u32>], node: N
         })
         .collect();
     list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    list.into_iter().map(|(_, slot)| slot).take(REPLICAS_TRIED_MAX).collect()
+    list.into_iter()
+        .map(|(_, slot)| slot)
+        .take(REPLICAS_TRIED_MAX)
+        .collect()
 }
 
-fn try_leader_swap(context: &Context, state: &mut State, node_slots: &[Vec<u32>], node: NodeId, hot: &Hot, now: f64, drain: &[DomainId]) -> Option<NodeId> {
+fn try_leader_swap(
+    context: &Context,
+    state: &mut State,
+    node_slots: &[Vec<u32>],
+    node: NodeId,
+    hot: &Hot,
+    now: f64,
+    drain: &[DomainId],
+) -> Option<NodeId> {
     let fleet = context.fleet;
     for slot in candidates(context, state, node_slots, node, hot.dim) {
         let group = fleet.group(state.group_of(slot));
@@ -181,13 +233,28 @@ fn try_leader_swap(context: &Context, state: &mut State, node_slots: &[Vec<u32>]
         let (_, partition, _) = fleet.locate_slot(slot);
         let first = group.partition_slot(partition);
         for sibling in first..first + group.replicas_per_partition() {
-            let Some(other) = state.node_of(sibling) else { continue };
-            if sibling == slot || pinned_here(context, sibling, other) || fleet.topology.chain(other).contains(&hot.domain) || drain.iter().any(|d| fleet.topology.chain(other).contains(d)) {
+            let Some(other) = state.node_of(sibling) else {
+                continue;
+            };
+            if sibling == slot
+                || pinned_here(context, sibling, other)
+                || fleet.topology.chain(other).contains(&hot.domain)
+                || drain
+                    .iter()
+                    .any(|d| fleet.topology.chain(other).contains(d))
+            {
                 continue;
             }
             let follower_state = state.slots[sibling].state;
-            let delta: Vec<f64> = group.heat[leader_state.index()].iter().zip(&group.heat[follower_state.index()]).map(|(l, f)| (l - f).max(0.0)).collect();
-            if delta[hot.dim] <= 0.0 || !fits(context, state, other, &delta) || chain_ratio_with(context, state, other, &delta) >= now - 1e-9 {
+            let delta: Vec<f64> = group.heat[leader_state.index()]
+                .iter()
+                .zip(&group.heat[follower_state.index()])
+                .map(|(l, f)| (l - f).max(0.0))
+                .collect();
+            if delta[hot.dim] <= 0.0
+                || !fits(context, state, other, &delta)
+                || chain_ratio_with(context, state, other, &delta) >= now - 1e-9
+            {
                 continue;
             }
             state.set_state(context, slot, follower_state);
@@ -202,19 +269,31 @@ fn fits(context: &Context, state: &State, node: NodeId, heat: &[f64]) -> bool {
     let fleet = context.fleet;
     fleet.topology.chain(node).iter().all(|domain| {
         let base = domain.index() * context.dims;
-        heat.iter().enumerate().all(|(x, &h)| h == 0.0 || state.used[base + x] + h <= fleet.limit[base + x] * (1.0 + 1e-12))
+        heat.iter().enumerate().all(|(x, &h)| {
+            h == 0.0 || state.used[base + x] + h <= fleet.limit[base + x] * (1.0 + 1e-12)
+        })
     })
 }
 
 #[allow(clippy::too_many_arguments)]
-fn try_move(context: &Context, state: &mut State, node_slots: &mut [Vec<u32>], current: &[Slot], node: NodeId, hot: &Hot, now: f64, options: &Options) -> Option<NodeId> {
+fn try_move(
+    context: &Context,
+    state: &mut State,
+    node_slots: &mut [Vec<u32>],
+    current: &[Slot],
+    node: NodeId,
+    hot: &Hot,
+    now: f64,
+    options: &Options,
+) -> Option<NodeId> {
     let fleet = context.fleet;
     let (seed, drain) = (options.seed, options.drain.as_slice());
     for slot in candidates(context, state, node_slots, node, hot.dim) {
         let replica_state: StateId = state.slots[slot].state;
         let heat = fleet.group(state.group_of(slot)).heat[replica_state.index()].clone();
         state.unplace(context, slot);
-        let mut request = Request::for_slot(context, state, slot, replica_state, current[slot].node());
+        let mut request =
+            Request::for_slot(context, state, slot, replica_state, current[slot].node());
         request.exclude.push(hot.domain);
         request.exclude.extend_from_slice(drain);
         let found = best_node(context, state, &request, seed ^ mix(slot as u64 ^ 0xA5A5));

@@ -14,9 +14,16 @@ use crate::state::State;
 /// Places the valid part of `current` into `state`. Big replicas go first so that, where a
 /// domain is over its limit (capacity shrank, a task grew), the small, cheap-to-move ones are
 /// the ones evicted. Returns evictions counted by constraint.
-pub fn evict_invalid(context: &Context, state: &mut State, current: &[Slot], drain: &[DomainId]) -> Vec<(String, usize)> {
+pub fn evict_invalid(
+    context: &Context,
+    state: &mut State,
+    current: &[Slot],
+    drain: &[DomainId],
+) -> Vec<(String, usize)> {
     let fleet = context.fleet;
-    let mut order: Vec<usize> = (0..current.len()).filter(|&s| current[s].node().is_some()).collect();
+    let mut order: Vec<usize> = (0..current.len())
+        .filter(|&s| current[s].node().is_some())
+        .collect();
     order.sort_by(|&a, &b| {
         let size = |s: usize| fleet.group(state.group_of(s)).size_gib;
         size(b).total_cmp(&size(a)).then(a.cmp(&b))
@@ -38,7 +45,10 @@ pub fn evict_invalid(context: &Context, state: &mut State, current: &[Slot], dra
             Err(rejection) => *evicted.entry(rejection.constraint()).or_default() += 1,
         }
     }
-    evicted.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    evicted
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// For each partition that lost its leader but kept another replica, promote the survivor
@@ -47,22 +57,31 @@ pub fn restore_leaders(context: &Context, state: &mut State) -> usize {
     let fleet = context.fleet;
     let mut promotions = 0;
     for group in &fleet.groups {
-        let Some(leader) = fleet.products[group.product.index()].leader else { continue };
+        let Some(leader) = fleet.products[group.product.index()].leader else {
+            continue;
+        };
         let per = group.replicas_per_partition();
         for partition in 0..group.partitions {
             let first = group.partition_slot(partition);
             let slots = first..first + per;
             let leader_slot = slots.clone().find(|&s| state.slots[s].state == leader);
-            let Some(leader_slot) = leader_slot else { continue };
+            let Some(leader_slot) = leader_slot else {
+                continue;
+            };
             if state.slots[leader_slot].node().is_some() {
                 continue;
             }
             let mut best: Option<(f64, usize)> = None;
-            let survivors: Vec<usize> = slots.clone().filter(|&s| state.slots[s].node().is_some()).collect();
+            let survivors: Vec<usize> = slots
+                .clone()
+                .filter(|&s| state.slots[s].node().is_some())
+                .collect();
             for survivor in survivors {
                 let node = NodeId(state.slots[survivor].node);
                 let demoted = state.slots[survivor].state;
-                if let Some(pressure) = promotion_pressure(context, state, survivor, node, demoted, leader) {
+                if let Some(pressure) =
+                    promotion_pressure(context, state, survivor, node, demoted, leader)
+                {
                     if best.is_none_or(|(p, _)| pressure < p) {
                         best = Some((pressure, survivor));
                     }
@@ -81,7 +100,14 @@ pub fn restore_leaders(context: &Context, state: &mut State) -> usize {
 
 /// The pressure a promotion would cause on the survivor's node chain, or `None` if it would
 /// break a limit.
-fn promotion_pressure(context: &Context, state: &mut State, slot: usize, node: NodeId, from: StateId, to: StateId) -> Option<f64> {
+fn promotion_pressure(
+    context: &Context,
+    state: &mut State,
+    slot: usize,
+    node: NodeId,
+    from: StateId,
+    to: StateId,
+) -> Option<f64> {
     state.unplace(context, slot);
     let request = Request::for_slot(context, state, slot, to, Some(node));
     let result = score_node(context, state, &request, node);

@@ -35,7 +35,12 @@ pub enum Rejection {
     /// The candidate lies in a domain the caller excluded (e.g. the one being drained).
     Excluded { domain: DomainId },
     /// Placing would push `dim` of `domain` over its limit (capacity less headroom).
-    Capacity { domain: DomainId, dim: usize, need: f64, free: f64 },
+    Capacity {
+        domain: DomainId,
+        dim: usize,
+        need: f64,
+        free: f64,
+    },
     /// Another replica of the partition already sits in this fault domain.
     Spread { domain: DomainId },
     /// A replica of a group this one must avoid already sits in this domain.

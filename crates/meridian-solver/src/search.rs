@@ -40,12 +40,23 @@ pub struct Request {
 
 impl Request {
     /// Builds the request for `slot` given the current state (siblings, partners).
-    pub fn for_slot(context: &Context, state: &State, slot: usize, replica_state: StateId, current: Option<NodeId>) -> Request {
+    pub fn for_slot(
+        context: &Context,
+        state: &State,
+        slot: usize,
+        replica_state: StateId,
+        current: Option<NodeId>,
+    ) -> Request {
         let fleet = context.fleet;
         let (group_id, partition, _) = fleet.locate_slot(slot);
         let group = fleet.group(group_id);
         let topology = &fleet.topology;
-        let heat = group.heat[replica_state.index()].iter().enumerate().filter(|(_, h)| **h > 0.0).map(|(x, h)| (x, *h)).collect();
+        let heat = group.heat[replica_state.index()]
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h > 0.0)
+            .map(|(x, h)| (x, *h))
+            .collect();
         let first = group.partition_slot(partition);
         let mut taken = Vec::new();
         for sibling in first..first + group.replicas_per_partition() {
@@ -53,7 +64,12 @@ impl Request {
                 continue;
             }
             if let Some(node) = state.node_of(sibling) {
-                taken.extend(group.spread.iter().filter_map(|&level| topology.ancestor_at(node, level)));
+                taken.extend(
+                    group
+                        .spread
+                        .iter()
+                        .filter_map(|&level| topology.ancestor_at(node, level)),
+                );
             }
         }
         let affinity = group
@@ -63,7 +79,10 @@ impl Request {
                 let partner = fleet.group(other);
                 let p = partition % partner.partitions;
                 let start = partner.partition_slot(p);
-                let domains = (start..start + partner.replicas_per_partition()).filter_map(|s| state.node_of(s)).filter_map(|n| topology.ancestor_at(n, level)).collect();
+                let domains = (start..start + partner.replicas_per_partition())
+                    .filter_map(|s| state.node_of(s))
+                    .filter_map(|n| topology.ancestor_at(n, level))
+                    .collect();
                 (level, domains)
             })
             .collect();
@@ -78,14 +97,22 @@ impl Request {
             current,
             exclude: Vec::new(),
             affinity,
-            gravity_weight: objectives.gravity * model.gravity_weight[replica_state.index()] * context.latency_scale,
+            gravity_weight: objectives.gravity
+                * model.gravity_weight[replica_state.index()]
+                * context.latency_scale,
             movement_penalty: objectives.movement * group.size_gib * context.size_scale,
         }
     }
 }
 
 /// Evaluates the domains newly decided on entering a search step, folding into `score`.
-pub fn evaluate_domains(context: &Context, state: &State, request: &Request, domains: &[DomainId], score: &mut Score) -> Result<(), Rejection> {
+pub fn evaluate_domains(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    domains: &[DomainId],
+    score: &mut Score,
+) -> Result<(), Rejection> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let dims = context.dims;
@@ -103,7 +130,12 @@ pub fn evaluate_domains(context: &Context, state: &State, request: &Request, dom
             }
             let after = state.used[base + x] + h;
             if after > limit * (1.0 + 1e-12) {
-                return Err(Rejection::Capacity { domain, dim: x, need: h, free: (limit - state.used[base + x]).max(0.0) });
+                return Err(Rejection::Capacity {
+                    domain,
+                    dim: x,
+                    need: h,
+                    free: (limit - state.used[base + x]).max(0.0),
+                });
             }
             pressure = pressure.max(context.pressure(domain, x, after));
         }
@@ -112,7 +144,10 @@ pub fn evaluate_domains(context: &Context, state: &State, request: &Request, dom
         }
         for &(other, relation_level) in &context.anti_affinity[request.group.index()] {
             if relation_level == level && state.occupancy(other, domain) > 0 {
-                return Err(Rejection::AntiAffinity { group: other, domain });
+                return Err(Rejection::AntiAffinity {
+                    group: other,
+                    domain,
+                });
             }
         }
         if Some(level) == topology.region_level {
@@ -130,10 +165,19 @@ pub fn evaluate_domains(context: &Context, state: &State, request: &Request, dom
 
 fn gravity(context: &Context, request: &Request, region_domain: DomainId) -> f64 {
     let topology = &context.fleet.topology;
-    let Some(region) = topology.regions.iter().position(|r| r.domain == Some(region_domain)) else { return 0.0 };
+    let Some(region) = topology
+        .regions
+        .iter()
+        .position(|r| r.domain == Some(region_domain))
+    else {
+        return 0.0;
+    };
     let region = meridian_model::RegionId(region as u16);
     let access = &context.fleet.group(request.group).access;
-    let latency: f64 = access.iter().map(|&(from, share)| share * topology.latency(from, region)).sum();
+    let latency: f64 = access
+        .iter()
+        .map(|&(from, share)| share * topology.latency(from, region))
+        .sum();
     latency * request.gravity_weight
 }
 
@@ -148,9 +192,17 @@ fn finish_node(context: &Context, request: &Request, node: NodeId, score: &mut S
 }
 
 /// The full score of one node for `request`, or the first constraint it breaks.
-pub fn score_node(context: &Context, state: &State, request: &Request, node: NodeId) -> Result<Score, Rejection> {
+pub fn score_node(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    node: NodeId,
+) -> Result<Score, Rejection> {
     let fleet = context.fleet;
-    if !fleet.group(request.group).node_allowed(&fleet.topology, node) {
+    if !fleet
+        .group(request.group)
+        .node_allowed(&fleet.topology, node)
+    {
         return Err(Rejection::Eligibility);
     }
     let mut path = Vec::new();
@@ -161,7 +213,13 @@ pub fn score_node(context: &Context, state: &State, request: &Request, node: Nod
     }
     let mut score = Score::default();
     for &domain in path.iter().rev() {
-        evaluate_domains(context, state, request, context.newly_covered(domain), &mut score)?;
+        evaluate_domains(
+            context,
+            state,
+            request,
+            context.newly_covered(domain),
+            &mut score,
+        )?;
     }
     finish_node(context, request, node, &mut score);
     Ok(score)
@@ -188,7 +246,11 @@ impl PartialOrd for Entry {
 impl Ord for Entry {
     /// Reversed: `BinaryHeap` pops the largest, we want the lowest score.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.total.total_cmp(&self.total).then(other.tie.cmp(&self.tie)).then(other.domain.cmp(&self.domain))
+        other
+            .total
+            .total_cmp(&self.total)
+            .then(other.tie.cmp(&self.tie))
+            .then(other.domain.cmp(&self.domain))
     }
 }
 
@@ -201,7 +263,12 @@ pub fn mix(mut x: u64) -> u64 {
 }
 
 /// The best node for `request`, with its score; `None` if no node satisfies every constraint.
-pub fn best_node(context: &Context, state: &State, request: &Request, seed: u64) -> Option<(NodeId, Score)> {
+pub fn best_node(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    seed: u64,
+) -> Option<(NodeId, Score)> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
@@ -211,7 +278,15 @@ pub fn best_node(context: &Context, state: &State, request: &Request, seed: u64)
             return;
         }
         let mut score = parent;
-        if evaluate_domains(context, state, request, context.newly_covered(domain), &mut score).is_err() {
+        if evaluate_domains(
+            context,
+            state,
+            request,
+            context.newly_covered(domain),
+            &mut score,
+        )
+        .is_err()
+        {
             return;
         }
         if let Some(node) = topology.domain(domain).node {
@@ -220,7 +295,12 @@ pub fn best_node(context: &Context, state: &State, request: &Request, seed: u64)
             }
             finish_node(context, request, node, &mut score);
         }
-        heap.push(Entry { total: score.total(), tie: mix(salt ^ domain.0 as u64), domain, score });
+        heap.push(Entry {
+            total: score.total(),
+            tie: mix(salt ^ domain.0 as u64),
+            domain,
+            score,
+        });
     };
     for &root in &context.roots {
         push(&mut heap, root, Score::default());

@@ -39,7 +39,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: Mode::Repair, seed: 0, rebalance: true, tolerance: 0.02, moves_max: 1_000_000, drain: Vec::new() }
+        Options {
+            mode: Mode::Repair,
+            seed: 0,
+            rebalance: true,
+            tolerance: 0.02,
+            moves_max: 1_000_000,
+            drain: Vec::new(),
+        }
     }
 }
 
@@ -87,13 +94,27 @@ pub const FAILURES_REPORTED_MAX: usize = 20;
 pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution {
     let context = Context::new(fleet);
     let (current_slots, surplus) = to_slots(fleet, current);
-    let mut notes: Vec<String> = surplus.iter().map(|r| format!("{}/{}: surplus replica on `{}` will be dropped", fleet.group(r.group).name, r.partition, fleet.topology.node_name(r.node))).collect();
-    let mut stats = Stats { replicas: fleet.slot_count, ..Stats::default() };
+    let mut notes: Vec<String> = surplus
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}: surplus replica on `{}` will be dropped",
+                fleet.group(r.group).name,
+                r.partition,
+                fleet.topology.node_name(r.node)
+            )
+        })
+        .collect();
+    let mut stats = Stats {
+        replicas: fleet.slot_count,
+        ..Stats::default()
+    };
     let mut state = match options.mode {
         Mode::Full => State::new(&context, Placement::empty(fleet).slots),
         Mode::Repair => {
             let mut state = State::new(&context, Placement::empty(fleet).slots);
-            stats.evicted = evict_invalid(&context, &mut state, &current_slots.slots, &options.drain);
+            stats.evicted =
+                evict_invalid(&context, &mut state, &current_slots.slots, &options.drain);
             stats.state_changes += restore_leaders(&context, &mut state);
             state
         }
@@ -104,7 +125,14 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         let wanted = state.slots[slot].state;
         let current_node = current_slots.slots[slot].node();
         if let Some(pinned) = pinned_node(&context, &state, slot) {
-            place_pinned(&context, &mut state, slot, pinned, &mut failures, &mut failed_count);
+            place_pinned(
+                &context,
+                &mut state,
+                slot,
+                pinned,
+                &mut failures,
+                &mut failed_count,
+            );
             continue;
         }
         let mut request = Request::for_slot(&context, &state, slot, wanted, current_node);
@@ -120,7 +148,11 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         }
     }
     if failed_count > failures.len() {
-        notes.push(format!("{} more replicas could not be placed; the first {} are detailed", failed_count - failures.len(), failures.len()));
+        notes.push(format!(
+            "{} more replicas could not be placed; the first {} are detailed",
+            failed_count - failures.len(),
+            failures.len()
+        ));
     }
     if options.rebalance && failures.is_empty() {
         let outcome = rebalance(&context, &mut state, &current_slots.slots, options);
@@ -128,7 +160,12 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         stats.leader_swaps = outcome.swaps;
     }
     fill_stats(&context, &state, &current_slots.slots, &mut stats);
-    Solution { placement: Placement { slots: state.slots }, stats, failures, notes }
+    Solution {
+        placement: Placement { slots: state.slots },
+        stats,
+        failures,
+        notes,
+    }
 }
 
 fn fill_stats(context: &Context, state: &State, current: &[Slot], stats: &mut Stats) {
@@ -160,7 +197,11 @@ fn placement_order(context: &Context, state: &State) -> Vec<usize> {
     let node_count = fleet.topology.nodes.len().max(1) as f64;
     let mut mean_limit = vec![0.0; context.dims];
     for node in fleet.topology.node_ids() {
-        for (x, value) in fleet.limit_of(fleet.topology.node_domain(node)).iter().enumerate() {
+        for (x, value) in fleet
+            .limit_of(fleet.topology.node_domain(node))
+            .iter()
+            .enumerate()
+        {
             mean_limit[x] += value / node_count;
         }
     }
@@ -173,11 +214,22 @@ fn placement_order(context: &Context, state: &State) -> Vec<usize> {
         let group = fleet.group(group_id);
         let (_, partition, _) = fleet.locate_slot(slot);
         let first = group.partition_slot(partition);
-        let live = (first..first + group.replicas_per_partition()).filter(|&s| state.slots[s].node().is_some()).count() as u32;
+        let live = (first..first + group.replicas_per_partition())
+            .filter(|&s| state.slots[s].node().is_some())
+            .count() as u32;
         let pinned = u8::from(group.pins.iter().all(|p| p.partition != partition));
-        let eligible: u32 = context.roots.iter().map(|r| context.eligible_under(group_id, *r)).sum();
+        let eligible: u32 = context
+            .roots
+            .iter()
+            .map(|r| context.eligible_under(group_id, *r))
+            .sum();
         let heat = &group.heat[state.slots[slot].state.index()];
-        let relative = heat.iter().zip(&mean_limit).filter(|(_, l)| **l > 0.0).map(|(h, l)| h / l).fold(0.0, f64::max);
+        let relative = heat
+            .iter()
+            .zip(&mean_limit)
+            .filter(|(_, l)| **l > 0.0)
+            .map(|(h, l)| h / l)
+            .fold(0.0, f64::max);
         keys.push((pinned, live, eligible, -(relative * 1e9) as i64, slot));
     }
     keys.sort_unstable();
@@ -194,12 +246,21 @@ fn pinned_node(context: &Context, state: &State, slot: usize) -> Option<NodeId> 
     group
         .pins
         .iter()
-        .filter(|pin| pin.partition == partition && pin.state.is_none_or(|s| s == state.slots[slot].state))
+        .filter(|pin| {
+            pin.partition == partition && pin.state.is_none_or(|s| s == state.slots[slot].state)
+        })
         .find(|pin| !siblings.clone().any(|s| state.slots[s].node == pin.node.0))
         .map(|pin| pin.node)
 }
 
-fn place_pinned(context: &Context, state: &mut State, slot: usize, node: NodeId, failures: &mut Vec<Failure>, failed: &mut usize) {
+fn place_pinned(
+    context: &Context,
+    state: &mut State,
+    slot: usize,
+    node: NodeId,
+    failures: &mut Vec<Failure>,
+    failed: &mut usize,
+) {
     let wanted = state.slots[slot].state;
     let request = Request::for_slot(context, state, slot, wanted, None);
     match crate::search::score_node(context, state, &request, node) {
@@ -208,7 +269,11 @@ fn place_pinned(context: &Context, state: &mut State, slot: usize, node: NodeId,
             *failed += 1;
             if failures.len() < FAILURES_REPORTED_MAX {
                 let mut failure = diagnose(context, state, &request, slot);
-                failure.summary = format!("pinned to `{}`, which cannot take it: {}", context.fleet.topology.node_name(node), crate::diagnose::describe(context, &rejection));
+                failure.summary = format!(
+                    "pinned to `{}`, which cannot take it: {}",
+                    context.fleet.topology.node_name(node),
+                    crate::diagnose::describe(context, &rejection)
+                );
                 failures.push(failure);
             }
         }

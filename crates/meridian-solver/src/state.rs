@@ -21,14 +21,24 @@ pub struct State {
 impl State {
     pub fn new(context: &Context, slots: Vec<Slot>) -> State {
         let fleet = context.fleet;
-        assert_eq!(slots.len(), fleet.slot_count, "a state holds one slot per replica");
+        assert_eq!(
+            slots.len(),
+            fleet.slot_count,
+            "a state holds one slot per replica"
+        );
         let mut slot_group = Vec::with_capacity(fleet.slot_count);
         for group in &fleet.groups {
             slot_group.extend(std::iter::repeat_n(group.id, group.slot_count()));
         }
         let mut state = State {
             used: vec![0.0; fleet.topology.domains.len() * context.dims],
-            slots: vec![Slot { node: UNASSIGNED, state: StateId(0) }; slots.len()],
+            slots: vec![
+                Slot {
+                    node: UNASSIGNED,
+                    state: StateId(0)
+                };
+                slots.len()
+            ],
             occupancy: HashMap::new(),
             slot_group,
         };
@@ -58,8 +68,14 @@ impl State {
     }
 
     pub fn place(&mut self, context: &Context, slot: usize, node: NodeId, state: StateId) {
-        debug_assert_eq!(self.slots[slot].node, UNASSIGNED, "slot {slot} is already placed");
-        self.slots[slot] = Slot { node: node.0, state };
+        debug_assert_eq!(
+            self.slots[slot].node, UNASSIGNED,
+            "slot {slot} is already placed"
+        );
+        self.slots[slot] = Slot {
+            node: node.0,
+            state,
+        };
         self.apply(context, slot, node, state, 1.0);
     }
 

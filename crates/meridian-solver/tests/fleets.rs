@@ -31,31 +31,52 @@ pub struct GroupShape {
 
 pub fn fleet_yaml(shape: &Shape) -> String {
     let mut y = String::new();
-    y.push_str("name: prop\ntopology:\n  network:\n    levels: [region, rack, node]\n    domains:\n");
+    y.push_str(
+        "name: prop\ntopology:\n  network:\n    levels: [region, rack, node]\n    domains:\n",
+    );
     let mut racks = Vec::new();
     let mut nodes = Vec::new();
     for r in 0..shape.regions {
         writeln!(y, "      - name: reg{r}\n        children:").unwrap();
         for k in 0..shape.racks_per_region {
             let rack = format!("r{r}-{k}");
-            let mut members: Vec<String> = (0..shape.nodes_per_rack).map(|n| format!("n{r}-{k}-{n}")).collect();
+            let mut members: Vec<String> = (0..shape.nodes_per_rack)
+                .map(|n| format!("n{r}-{k}-{n}"))
+                .collect();
             if shape.extra_node && r == 0 && k == 0 {
                 members.push("n-extra".to_string());
             }
-            writeln!(y, "          - {{ name: {rack}, capacity: {{ net_mbps: {} }}, children: [{}] }}", shape.rack_net_mbps, members.join(", ")).unwrap();
+            writeln!(
+                y,
+                "          - {{ name: {rack}, capacity: {{ net_mbps: {} }}, children: [{}] }}",
+                shape.rack_net_mbps,
+                members.join(", ")
+            )
+            .unwrap();
             nodes.extend(members);
             racks.push(rack);
         }
     }
     y.push_str("  power:\n    levels: [pdu, rack, node]\n    domains:\n");
     for (p, chunk) in racks.chunks(shape.racks_per_pdu.max(1)).enumerate() {
-        writeln!(y, "      - {{ name: pdu{p}, capacity: {{ power_w: {} }}, children: [{}] }}", shape.pdu_power_w, chunk.join(", ")).unwrap();
+        writeln!(
+            y,
+            "      - {{ name: pdu{p}, capacity: {{ power_w: {} }}, children: [{}] }}",
+            shape.pdu_power_w,
+            chunk.join(", ")
+        )
+        .unwrap();
     }
     if shape.regions > 1 {
         y.push_str("  links:\n");
         for a in 0..shape.regions {
             for b in a + 1..shape.regions {
-                writeln!(y, "    - {{ between: [reg{a}, reg{b}], latency_ms: {}, cost_per_gb: 0.02 }}", 20 * (b - a)).unwrap();
+                writeln!(
+                    y,
+                    "    - {{ between: [reg{a}, reg{b}], latency_ms: {}, cost_per_gb: 0.02 }}",
+                    20 * (b - a)
+                )
+                .unwrap();
             }
         }
     }
@@ -72,16 +93,40 @@ pub fn fleet_yaml(shape: &Shape) -> String {
             "stream" => ("Leader", "Replica"),
             _ => ("Active", "Active"),
         };
-        writeln!(y, "  - name: g{i}\n    product: {}\n    partitions: {}\n    size_gib: {}\n    spread: {}", g.product, g.partitions, g.size_gib, g.spread).unwrap();
-        writeln!(y, "    heat:\n      {leader}: {{ cpu: {}, mem_gib: 4, net_mbps: {}, power_w: {} }}", g.cpu, g.net_mbps, g.cpu * 10.0).unwrap();
+        writeln!(
+            y,
+            "  - name: g{i}\n    product: {}\n    partitions: {}\n    size_gib: {}\n    spread: {}",
+            g.product, g.partitions, g.size_gib, g.spread
+        )
+        .unwrap();
+        writeln!(
+            y,
+            "    heat:\n      {leader}: {{ cpu: {}, mem_gib: 4, net_mbps: {}, power_w: {} }}",
+            g.cpu,
+            g.net_mbps,
+            g.cpu * 10.0
+        )
+        .unwrap();
         if other != leader {
-            writeln!(y, "      {other}: {{ cpu: {}, mem_gib: 4, net_mbps: {}, power_w: {} }}", g.cpu / 2.0, g.net_mbps / 2.0, g.cpu * 5.0).unwrap();
+            writeln!(
+                y,
+                "      {other}: {{ cpu: {}, mem_gib: 4, net_mbps: {}, power_w: {} }}",
+                g.cpu / 2.0,
+                g.net_mbps / 2.0,
+                g.cpu * 5.0
+            )
+            .unwrap();
         }
         if let Some(region) = g.region {
             writeln!(y, "    regions: [reg{}]", region % shape.regions).unwrap();
         }
         if g.anti_affinity_with_previous && i > 0 {
-            writeln!(y, "    anti_affinity: [{{ group: g{}, level: node }}]", i - 1).unwrap();
+            writeln!(
+                y,
+                "    anti_affinity: [{{ group: g{}, level: node }}]",
+                i - 1
+            )
+            .unwrap();
         }
         writeln!(y, "    access: {{ reg0: 1 }}").unwrap();
     }
@@ -103,21 +148,52 @@ pub mod strategies {
             proptest::option::of(0usize..3),
             proptest::bool::weighted(0.2),
         )
-            .prop_map(|(product, partitions, cpu, net_mbps, size_gib, spread, region, anti)| GroupShape { product, partitions, cpu, net_mbps, size_gib, spread, region, anti_affinity_with_previous: anti })
+            .prop_map(
+                |(product, partitions, cpu, net_mbps, size_gib, spread, region, anti)| GroupShape {
+                    product,
+                    partitions,
+                    cpu,
+                    net_mbps,
+                    size_gib,
+                    spread,
+                    region,
+                    anti_affinity_with_previous: anti,
+                },
+            )
     }
 
     pub fn shape() -> impl Strategy<Value = Shape> {
-        (1usize..3, 3usize..6, 2usize..5, 1usize..3, proptest::collection::vec(group(), 1..6), 0.3f64..2.0, 2000.0f64..20000.0, 10000.0f64..60000.0)
-            .prop_map(|(regions, racks_per_region, nodes_per_rack, racks_per_pdu, groups, capacity_scale, pdu_power_w, rack_net_mbps)| Shape {
-                regions,
-                racks_per_region,
-                nodes_per_rack,
-                racks_per_pdu,
-                groups,
-                capacity_scale,
-                pdu_power_w,
-                rack_net_mbps,
-                extra_node: false,
-            })
+        (
+            1usize..3,
+            3usize..6,
+            2usize..5,
+            1usize..3,
+            proptest::collection::vec(group(), 1..6),
+            0.3f64..2.0,
+            2000.0f64..20000.0,
+            10000.0f64..60000.0,
+        )
+            .prop_map(
+                |(
+                    regions,
+                    racks_per_region,
+                    nodes_per_rack,
+                    racks_per_pdu,
+                    groups,
+                    capacity_scale,
+                    pdu_power_w,
+                    rack_net_mbps,
+                )| Shape {
+                    regions,
+                    racks_per_region,
+                    nodes_per_rack,
+                    racks_per_pdu,
+                    groups,
+                    capacity_scale,
+                    pdu_power_w,
+                    rack_net_mbps,
+                    extra_node: false,
+                },
+            )
     }
 }

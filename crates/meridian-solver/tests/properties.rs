@@ -22,11 +22,19 @@ fn load(shape: &Shape) -> Option<Fleet> {
 }
 
 fn replicas(fleet: &Fleet, placement: &Placement) -> Vec<Replica> {
-    placement.to_doc(fleet).resolve(fleet, "solution").expect("solver output resolves").replicas
+    placement
+        .to_doc(fleet)
+        .resolve(fleet, "solution")
+        .expect("solver output resolves")
+        .replicas
 }
 
 fn full(seed: u64) -> Options {
-    Options { mode: Mode::Full, seed, ..Options::default() }
+    Options {
+        mode: Mode::Full,
+        seed,
+        ..Options::default()
+    }
 }
 
 proptest! {
@@ -136,7 +144,16 @@ fn an_impossible_fleet_gets_a_precise_report() {
         racks_per_region: 3,
         nodes_per_rack: 2,
         racks_per_pdu: 1,
-        groups: vec![fleets::GroupShape { product: "db", partitions: 40, cpu: 8.0, net_mbps: 100.0, size_gib: 10.0, spread: "rack", region: None, anti_affinity_with_previous: false }],
+        groups: vec![fleets::GroupShape {
+            product: "db",
+            partitions: 40,
+            cpu: 8.0,
+            net_mbps: 100.0,
+            size_gib: 10.0,
+            spread: "rack",
+            region: None,
+            anti_affinity_with_previous: false,
+        }],
         capacity_scale: 0.5,
         pdu_power_w: 100000.0,
         rack_net_mbps: 1.0e6,
@@ -147,8 +164,15 @@ fn an_impossible_fleet_gets_a_precise_report() {
     assert!(!solution.is_complete());
     let failure = &solution.failures[0];
     assert!(failure.rejected_by.contains_key("capacity"), "{failure:?}");
-    let closest = failure.closest.as_ref().expect("a capacity miss names the closest domain");
+    let closest = failure
+        .closest
+        .as_ref()
+        .expect("a capacity miss names the closest domain");
     assert_eq!(closest.dimension, "cpu");
     assert!(closest.short_by > 0.0);
-    assert!(failure.relax.iter().any(|r| r.contains("cpu")), "{:?}", failure.relax);
+    assert!(
+        failure.relax.iter().any(|r| r.contains("cpu")),
+        "{:?}",
+        failure.relax
+    );
 }
