@@ -1,0 +1,97 @@
+//! The `meridian` command end to end: real files in, real process, exit codes and output.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn meridian(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meridian")).args(args).output().expect("meridian runs")
+}
+
+fn example() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.yaml").display().to_string()
+}
+
+fn scratch(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("meridian-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name).display().to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_example() {
+    let out = meridian(&["validate", &example()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid — 26 nodes"));
+}
+
+#[test]
+fn validate_names_file_line_and_path_of_every_problem() {
+    let bad = scratch("bad.yaml");
+    let original = std::fs::read_to_string(example()).unwrap();
+    let broken = original.replace("partitions: 16", "partitions: 16\n    partitons: 3").replace("spread: rack\n    access: { us-east: 0.3", "spread: shelf\n    access: { us-east: 0.3");
+    std::fs::write(&bad, &broken).unwrap();
+    let out = meridian(&["validate", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let typo_line = broken.lines().position(|l| l.contains("partitons")).unwrap() + 1;
+    assert!(stderr.contains(&format!("{bad}:")), "{stderr}");
+    assert!(stderr.contains("partitons"), "{stderr}");
+    assert!(stderr.contains(&format!(":{typo_line}:")) || stderr.contains(&format!(":{}:", typo_line - 1)), "line {typo_line} expected in {stderr}");
+}
+
+#[test]
+fn solve_then_check_then_explain() {
+    let target = scratch("target.json");
+    let out = meridian(&["solve", &example(), "--out", &target]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("placed 160 / 160"));
+    let out = meridian(&["check", &example(), &target]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("160 replicas checked, 0 violation(s)"));
+    let out = meridian(&["explain", &example(), &target, "orders-db/3/0", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let explanation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(explanation["state"], "Leader");
+    assert!(explanation["rejected_by"]["eligibility"][0].as_u64().unwrap() > 0);
+    assert!(!explanation["binding"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn failing_a_node_repairs_only_its_replicas() {
+    let target = scratch("before.json");
+    assert!(meridian(&["solve", &example(), "--out", &target]).status.success());
+    let out = meridian(&["solve", &example(), "--current", &target, "--fail", "n05", "--no-rebalance", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    let lost = before["groups"].as_array().unwrap().iter().flat_map(|g| g["partitions"].as_array().unwrap().iter().flat_map(|p| p.as_array().unwrap().iter())).filter(|r| r["node"] == "n05").count();
+    assert!(lost > 0);
+    assert_eq!(result["stats"]["moved"].as_u64().unwrap() as usize, lost);
+    let placed = result["placement"]["groups"].to_string();
+    assert!(!placed.contains("\"n05\""));
+}
+
+#[test]
+fn bad_arguments_are_errors_not_panics() {
+    let out = meridian(&["solve", &example(), "--drain", "no-such-rack"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no-such-rack"));
+    let out = meridian(&["validate", "/nonexistent/fleet.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = meridian(&["explain", &example(), &example(), "orders-db/0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a valid placement"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn demo_runs_clean() {
+    let out = meridian(&["demo"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("independent check: 0 violation(s)"));
+    assert!(stdout.contains("independent check after repair: 0 violation(s)"));
+}
