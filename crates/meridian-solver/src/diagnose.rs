@@ -52,7 +52,10 @@ pub fn describe(context: &Context, rejection: &Rejection) -> String {
     };
     match rejection {
         Rejection::Eligibility => "fails the group's selector or residency".to_string(),
-        Rejection::Excluded { domain } => format!("{} is excluded (drained)", name(domain)),
+        Rejection::Excluded { domain } => format!(
+            "{} is closed (drained or failed) or being relieved",
+            name(domain)
+        ),
         Rejection::Capacity {
             domain,
             dim,

@@ -9,6 +9,7 @@
 pub mod context;
 pub mod current;
 pub mod diagnose;
+pub mod engine;
 pub mod explain;
 pub mod quality;
 pub mod rebalance;
@@ -19,6 +20,7 @@ pub mod solve;
 pub mod state;
 
 pub use diagnose::Failure;
+pub use engine::{Engine, RepairReport};
 pub use explain::{explain, Explanation};
 pub use quality::{quality, LevelQuality};
 pub use solve::{solve, Mode, Options, Solution, Stats};

@@ -164,9 +164,7 @@ fn relieve(
     }
     nodes.sort_by(hottest_first);
     for &node in nodes.iter().take(HOT_NODES_TRIED_MAX) {
-        if let Some(partner) =
-            try_leader_swap(context, state, node_slots, node, hot, now, &options.drain)
-        {
+        if let Some(partner) = try_leader_swap(context, state, node_slots, node, hot, now) {
             return Some((vec![partner], false));
         }
         if let Some(target) = try_move(context, state, node_slots, current, node, hot, now, options)
@@ -220,7 +218,6 @@ fn try_leader_swap(
     node: NodeId,
     hot: &Hot,
     now: f64,
-    drain: &[DomainId],
 ) -> Option<NodeId> {
     let fleet = context.fleet;
     for slot in candidates(context, state, node_slots, node, hot.dim) {
@@ -239,9 +236,7 @@ fn try_leader_swap(
             if sibling == slot
                 || pinned_here(context, sibling, other)
                 || fleet.topology.chain(other).contains(&hot.domain)
-                || drain
-                    .iter()
-                    .any(|d| fleet.topology.chain(other).contains(d))
+                || state.node_closed(context, other)
             {
                 continue;
             }
@@ -287,15 +282,14 @@ fn try_move(
     options: &Options,
 ) -> Option<NodeId> {
     let fleet = context.fleet;
-    let (seed, drain) = (options.seed, options.drain.as_slice());
+    let seed = options.seed;
     for slot in candidates(context, state, node_slots, node, hot.dim) {
         let replica_state: StateId = state.slots[slot].state;
         let heat = fleet.group(state.group_of(slot)).heat[replica_state.index()].clone();
         state.unplace(context, slot);
         let mut request =
             Request::for_slot(context, state, slot, replica_state, current[slot].node());
-        request.exclude.push(hot.domain);
-        request.exclude.extend_from_slice(drain);
+        request.exclude = Some(hot.domain);
         let found = best_node(context, state, &request, seed ^ mix(slot as u64 ^ 0xA5A5));
         match found {
             Some((target, _)) if chain_ratio_with(context, state, target, &heat) < now - 1e-9 => {

@@ -4,21 +4,20 @@
 use std::collections::BTreeMap;
 
 use meridian_model::placement::Slot;
-use meridian_model::{DomainId, NodeId, StateId};
+use meridian_model::{GroupId, NodeId, StateId};
 
 use crate::context::Context;
-use crate::score::Rejection;
 use crate::search::{score_node, Request};
 use crate::state::State;
 
 /// Places the valid part of `current` into `state`. Big replicas go first so that, where a
 /// domain is over its limit (capacity shrank, a task grew), the small, cheap-to-move ones are
-/// the ones evicted. Returns evictions counted by constraint.
+/// the ones evicted. Replicas under closed domains (drained, failed) are evicted too.
+/// Returns evictions counted by the constraint that evicted them.
 pub fn evict_invalid(
     context: &Context,
     state: &mut State,
     current: &[Slot],
-    drain: &[DomainId],
 ) -> Vec<(String, usize)> {
     let fleet = context.fleet;
     let mut order: Vec<usize> = (0..current.len())
@@ -32,10 +31,6 @@ pub fn evict_invalid(
     for slot in order {
         let node = NodeId(current[slot].node);
         let wanted = current[slot].state;
-        if drain.iter().any(|d| fleet.topology.chain(node).contains(d)) {
-            *evicted.entry("drain").or_default() += 1;
-            continue;
-        }
         let request = Request::for_slot(context, state, slot, wanted, Some(node));
         match score_node(context, state, &request, node) {
             Ok(_) => {
@@ -51,55 +46,64 @@ pub fn evict_invalid(
         .collect()
 }
 
-/// For each partition that lost its leader but kept another replica, promote the survivor
-/// whose node best absorbs the leader's extra heat (no data moves). Returns promotions.
-pub fn restore_leaders(context: &Context, state: &mut State) -> usize {
+/// Every partition of every group, for a repair that looks at the whole fleet.
+pub fn all_partitions(context: &Context) -> Vec<(GroupId, u32)> {
+    context
+        .fleet
+        .groups
+        .iter()
+        .flat_map(|g| (0..g.partitions).map(move |p| (g.id, p)))
+        .collect()
+}
+
+/// For each given partition that lost its leader but kept another replica, promote the
+/// survivor whose node best absorbs the leader's extra heat (no data moves).
+/// Returns the number of promotions.
+pub fn restore_leaders(
+    context: &Context,
+    state: &mut State,
+    partitions: &[(GroupId, u32)],
+) -> usize {
     let fleet = context.fleet;
     let mut promotions = 0;
-    for group in &fleet.groups {
+    for &(group_id, partition) in partitions {
+        let group = fleet.group(group_id);
         let Some(leader) = fleet.products[group.product.index()].leader else {
             continue;
         };
-        let per = group.replicas_per_partition();
-        for partition in 0..group.partitions {
-            let first = group.partition_slot(partition);
-            let slots = first..first + per;
-            let leader_slot = slots.clone().find(|&s| state.slots[s].state == leader);
-            let Some(leader_slot) = leader_slot else {
-                continue;
-            };
-            if state.slots[leader_slot].node().is_some() {
-                continue;
-            }
-            let mut best: Option<(f64, usize)> = None;
-            let survivors: Vec<usize> = slots
-                .clone()
-                .filter(|&s| state.slots[s].node().is_some())
-                .collect();
-            for survivor in survivors {
-                let node = NodeId(state.slots[survivor].node);
-                let demoted = state.slots[survivor].state;
-                if let Some(pressure) =
-                    promotion_pressure(context, state, survivor, node, demoted, leader)
-                {
-                    if best.is_none_or(|(p, _)| pressure < p) {
-                        best = Some((pressure, survivor));
-                    }
+        let first = group.partition_slot(partition);
+        let slots = first..first + group.replicas_per_partition();
+        let Some(leader_slot) = slots.clone().find(|&s| state.slots[s].state == leader) else {
+            continue;
+        };
+        if state.slots[leader_slot].node().is_some() {
+            continue;
+        }
+        let survivors: Vec<usize> = slots.filter(|&s| state.slots[s].node().is_some()).collect();
+        let mut best: Option<(f64, usize)> = None;
+        for survivor in survivors {
+            let node = NodeId(state.slots[survivor].node);
+            let demoted = state.slots[survivor].state;
+            if let Some(pressure) =
+                promotion_pressure(context, state, survivor, node, demoted, leader)
+            {
+                if best.is_none_or(|(p, _)| pressure < p) {
+                    best = Some((pressure, survivor));
                 }
             }
-            if let Some((_, survivor)) = best {
-                let demoted = state.slots[survivor].state;
-                state.set_state(context, survivor, leader);
-                state.slots[leader_slot].state = demoted;
-                promotions += 1;
-            }
+        }
+        if let Some((_, survivor)) = best {
+            let demoted = state.slots[survivor].state;
+            state.set_state(context, survivor, leader);
+            state.slots[leader_slot].state = demoted;
+            promotions += 1;
         }
     }
     promotions
 }
 
-/// The pressure a promotion would cause on the survivor's node chain, or `None` if it would
-/// break a limit.
+/// The peak pressure a promotion would cause on the survivor's node chain, or `None` if it
+/// would break a constraint there.
 fn promotion_pressure(
     context: &Context,
     state: &mut State,
@@ -112,9 +116,5 @@ fn promotion_pressure(
     let request = Request::for_slot(context, state, slot, to, Some(node));
     let result = score_node(context, state, &request, node);
     state.place(context, slot, node, from);
-    match result {
-        Ok(score) => Some(score.balance),
-        Err(Rejection::Capacity { .. }) => None,
-        Err(_) => None,
-    }
+    result.ok().map(|score| score.balance)
 }

@@ -32,7 +32,7 @@ impl Score {
 pub enum Rejection {
     /// The node fails the group's selector or residency.
     Eligibility,
-    /// The candidate lies in a domain the caller excluded (e.g. the one being drained).
+    /// The candidate lies in a closed domain (drained, a failed node) or the one being relieved.
     Excluded { domain: DomainId },
     /// Placing would push `dim` of `domain` over its limit (capacity less headroom).
     Capacity {
@@ -53,7 +53,7 @@ impl Rejection {
     pub fn constraint(&self) -> &'static str {
         match self {
             Rejection::Eligibility => "eligibility",
-            Rejection::Excluded { .. } => "excluded",
+            Rejection::Excluded { .. } => "closed",
             Rejection::Capacity { .. } => "capacity",
             Rejection::Spread { .. } => "spread",
             Rejection::AntiAffinity { .. } => "anti_affinity",

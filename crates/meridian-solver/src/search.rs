@@ -30,8 +30,9 @@ pub struct Request {
     pub taken: Vec<DomainId>,
     /// The node the replica is on now; every other node pays the movement term.
     pub current: Option<NodeId>,
-    /// Domains the replica must not land under (the hot domain it leaves, drained domains).
-    pub exclude: Vec<DomainId>,
+    /// A domain the replica must not land under: the hot domain a rebalance move leaves.
+    /// (Drained domains and failed nodes are closed in the state for every request.)
+    pub exclude: Option<DomainId>,
     /// Soft affinity: at this level, domains holding the partner partition.
     pub affinity: Vec<(LevelId, Vec<DomainId>)>,
     pub gravity_weight: f64,
@@ -95,7 +96,7 @@ impl Request {
             heat,
             taken,
             current,
-            exclude: Vec::new(),
+            exclude: None,
             affinity,
             gravity_weight: objectives.gravity
                 * model.gravity_weight[replica_state.index()]
@@ -118,7 +119,7 @@ pub fn evaluate_domains(
     let dims = context.dims;
     let mut pressure = 0.0f64;
     for &domain in domains {
-        if request.exclude.contains(&domain) {
+        if request.exclude == Some(domain) || state.is_closed(domain) {
             return Err(Rejection::Excluded { domain });
         }
         let level = topology.domain(domain).level;

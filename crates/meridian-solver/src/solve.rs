@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::current::to_slots;
 use crate::diagnose::{diagnose, Failure};
 use crate::rebalance::rebalance;
-use crate::repair::{evict_invalid, restore_leaders};
+use crate::repair::{all_partitions, evict_invalid, restore_leaders};
 use crate::search::{best_node, mix, Request};
 use crate::state::State;
 
@@ -109,44 +109,20 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         replicas: fleet.slot_count,
         ..Stats::default()
     };
-    let mut state = match options.mode {
-        Mode::Full => State::new(&context, Placement::empty(fleet).slots),
-        Mode::Repair => {
-            let mut state = State::new(&context, Placement::empty(fleet).slots);
-            stats.evicted =
-                evict_invalid(&context, &mut state, &current_slots.slots, &options.drain);
-            stats.state_changes += restore_leaders(&context, &mut state);
-            state
-        }
-    };
-    let mut failures = Vec::new();
-    let mut failed_count = 0usize;
-    for slot in placement_order(&context, &state) {
-        let wanted = state.slots[slot].state;
-        let current_node = current_slots.slots[slot].node();
-        if let Some(pinned) = pinned_node(&context, &state, slot) {
-            place_pinned(
-                &context,
-                &mut state,
-                slot,
-                pinned,
-                &mut failures,
-                &mut failed_count,
-            );
-            continue;
-        }
-        let mut request = Request::for_slot(&context, &state, slot, wanted, current_node);
-        request.exclude.extend_from_slice(&options.drain);
-        match best_node(&context, &state, &request, options.seed ^ mix(slot as u64)) {
-            Some((node, _)) => state.place(&context, slot, node, wanted),
-            None => {
-                failed_count += 1;
-                if failures.len() < FAILURES_REPORTED_MAX {
-                    failures.push(diagnose(&context, &state, &request, slot));
-                }
-            }
-        }
+    let mut state = State::new(&context, Placement::empty(fleet).slots);
+    for &domain in &options.drain {
+        state.close(domain);
     }
+    if options.mode == Mode::Repair {
+        stats.evicted = evict_invalid(&context, &mut state, &current_slots.slots);
+        restore_leaders(&context, &mut state, &all_partitions(&context));
+    }
+    let unplaced: Vec<usize> = (0..state.slots.len())
+        .filter(|&s| state.slots[s].node().is_none())
+        .collect();
+    let current_nodes = |slot: usize| current_slots.slots[slot].node();
+    let (failures, failed_count) =
+        place_slots(&context, &mut state, unplaced, current_nodes, options.seed);
     if failed_count > failures.len() {
         notes.push(format!(
             "{} more replicas could not be placed; the first {} are detailed",
@@ -166,6 +142,44 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         failures,
         notes,
     }
+}
+
+/// Places `slots` hardest first (see [`placement_order`]), each on its best node. Returns the
+/// detailed failures (at most `FAILURES_REPORTED_MAX`) and how many slots failed in all.
+pub fn place_slots(
+    context: &Context,
+    state: &mut State,
+    slots: Vec<usize>,
+    current: impl Fn(usize) -> Option<NodeId>,
+    seed: u64,
+) -> (Vec<Failure>, usize) {
+    let mut failures = Vec::new();
+    let mut failed_count = 0usize;
+    for slot in placement_order(context, state, slots) {
+        let wanted = state.slots[slot].state;
+        if let Some(pinned) = pinned_node(context, state, slot) {
+            place_pinned(
+                context,
+                state,
+                slot,
+                pinned,
+                &mut failures,
+                &mut failed_count,
+            );
+            continue;
+        }
+        let request = Request::for_slot(context, state, slot, wanted, current(slot));
+        match best_node(context, state, &request, seed ^ mix(slot as u64)) {
+            Some((node, _)) => state.place(context, slot, node, wanted),
+            None => {
+                failed_count += 1;
+                if failures.len() < FAILURES_REPORTED_MAX {
+                    failures.push(diagnose(context, state, &request, slot));
+                }
+            }
+        }
+    }
+    (failures, failed_count)
 }
 
 fn fill_stats(context: &Context, state: &State, current: &[Slot], stats: &mut Stats) {
@@ -192,7 +206,7 @@ fn fill_stats(context: &Context, state: &State, current: &[Slot], stats: &mut St
 /// Unplaced slots, hardest first: pinned, then partitions with the fewest live replicas
 /// (restore redundancy first), then groups with the fewest eligible nodes, then the hottest
 /// replicas relative to an average node (first-fit-decreasing), then slot order.
-fn placement_order(context: &Context, state: &State) -> Vec<usize> {
+fn placement_order(context: &Context, state: &State, slots: Vec<usize>) -> Vec<usize> {
     let fleet = context.fleet;
     let node_count = fleet.topology.nodes.len().max(1) as f64;
     let mut mean_limit = vec![0.0; context.dims];
@@ -206,10 +220,7 @@ fn placement_order(context: &Context, state: &State) -> Vec<usize> {
         }
     }
     let mut keys: Vec<(u8, u32, u32, i64, usize)> = Vec::new();
-    for slot in 0..state.slots.len() {
-        if state.slots[slot].node().is_some() {
-            continue;
-        }
+    for slot in slots {
         let group_id = state.group_of(slot);
         let group = fleet.group(group_id);
         let (_, partition, _) = fleet.locate_slot(slot);

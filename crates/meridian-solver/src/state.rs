@@ -16,6 +16,8 @@ pub struct State {
     occupancy: HashMap<(GroupId, DomainId), u32>,
     /// Group of each slot, so placement changes need no search.
     slot_group: Vec<GroupId>,
+    /// Domains closed to replicas (drained, or a failed node): nothing stays or lands under them.
+    closed: Vec<bool>,
 }
 
 impl State {
@@ -41,6 +43,7 @@ impl State {
             ],
             occupancy: HashMap::new(),
             slot_group,
+            closed: vec![false; fleet.topology.domains.len()],
         };
         for (index, slot) in slots.into_iter().enumerate() {
             state.slots[index].state = slot.state;
@@ -49,6 +52,25 @@ impl State {
             }
         }
         state
+    }
+
+    /// Closes `domain`: from now on no replica may be placed under it.
+    pub fn close(&mut self, domain: DomainId) {
+        self.closed[domain.index()] = true;
+    }
+
+    pub fn is_closed(&self, domain: DomainId) -> bool {
+        self.closed[domain.index()]
+    }
+
+    /// Whether `node` sits under any closed domain.
+    pub fn node_closed(&self, context: &Context, node: NodeId) -> bool {
+        context
+            .fleet
+            .topology
+            .chain(node)
+            .iter()
+            .any(|d| self.closed[d.index()])
     }
 
     pub fn group_of(&self, slot: usize) -> GroupId {

@@ -10,7 +10,7 @@ use meridian_model::{Fleet, Placement};
 use meridian_solver::context::Context;
 use meridian_solver::search::{best_node, score_node, Request};
 use meridian_solver::state::State;
-use meridian_solver::{solve, Mode, Options};
+use meridian_solver::{solve, Engine, Mode, Options};
 use proptest::prelude::*;
 
 use fleets::{fleet_yaml, strategies, Shape};
@@ -91,6 +91,35 @@ proptest! {
         for replica in current.iter().filter(|r| r.node != failed) {
             prop_assert!(placed.iter().any(|p| p.group == replica.group && p.partition == replica.partition && p.node == replica.node));
         }
+    }
+
+    #[test]
+    fn the_in_memory_engine_repairs_a_failed_rack_minimally(shape in strategies::shape(), seed in 0u64..1000, victim in 0usize..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let before = solve(&fleet, &[], &full(seed));
+        prop_assume!(before.is_complete());
+        let racks: Vec<_> = fleet.topology.domain_ids().filter(|d| fleet.topology.level_name(fleet.topology.domain(*d).level) == "rack").collect();
+        let rack = racks[victim % racks.len()];
+        let mut engine = Engine::new(&fleet, &before.placement, seed);
+        let report = engine.close(rack);
+        let after = engine.placement();
+        let lost: Vec<usize> = (0..fleet.slot_count).filter(|&s| before.placement.slots[s].node().is_some_and(|n| fleet.topology.chain(n).contains(&rack))).collect();
+        prop_assert_eq!(report.lost, lost.len());
+        prop_assert_eq!(report.placed.len() + report.failed, lost.len());
+        // Nothing outside the rack moved; roles may change only by promotion.
+        for slot in 0..fleet.slot_count {
+            let old = before.placement.slots[slot].node();
+            if old.is_some_and(|n| !fleet.topology.chain(n).contains(&rack)) {
+                let survived = (0..fleet.slot_count).any(|t| after.slots[t].node() == old && fleet.locate_slot(t).0 == fleet.locate_slot(slot).0 && fleet.locate_slot(t).1 == fleet.locate_slot(slot).1);
+                prop_assert!(survived, "slot {slot} left its node");
+            }
+        }
+        let placed = replicas(&fleet, &after);
+        prop_assert!(placed.iter().all(|r| !fleet.topology.chain(r.node).contains(&rack)));
+        let violations: Vec<_> = check(&fleet, &placed).into_iter().filter(|v| v.kind != ViolationKind::Count || report.failed == 0).collect();
+        prop_assert!(violations.is_empty(), "violations: {violations:?}");
     }
 
     #[test]
