@@ -46,6 +46,8 @@ pub struct Group {
     pub pins: Vec<Pin>,
     /// Share of reads per region, summing to 1 (empty = no gravity preference).
     pub access: Vec<(RegionId, f64)>,
+    /// Data read from one replica per month, GiB (prices egress across regions).
+    pub reads_gib_per_month: f64,
     /// Index of this group's first slot in a placement's flat slot array.
     pub slot_offset: usize,
 }
@@ -153,6 +155,12 @@ pub fn resolve_group(
             ),
         );
     }
+    if !(spec.reads_gib_per_month.is_finite() && spec.reads_gib_per_month >= 0.0) {
+        sink.report(
+            format!("{path}.reads_gib_per_month"),
+            "reads_gib_per_month must be a finite number ≥ 0",
+        );
+    }
     if !(spec.size_gib.is_finite() && spec.size_gib >= 0.0) {
         sink.report(
             format!("{path}.size_gib"),
@@ -222,6 +230,7 @@ pub fn resolve_group(
         anti_affinity,
         pins: Vec::new(),
         access,
+        reads_gib_per_month: spec.reads_gib_per_month,
         slot_offset: 0,
     };
     check_some_node_allowed(&group, topology, path, sink);

@@ -230,6 +230,9 @@ pub struct GroupSpec {
     /// Share of reads by region, e.g. `{ us-east: 0.7, eu-west: 0.3 }` (normalized).
     #[serde(default)]
     pub access: BTreeMap<String, f64>,
+    /// Data read from one replica per month, GiB; with `access`, prices cross-region egress.
+    #[serde(default)]
+    pub reads_gib_per_month: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

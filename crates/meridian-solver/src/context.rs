@@ -30,6 +30,7 @@ pub struct Context<'a> {
     under_offsets: Vec<u32>,
     under_ids: Vec<NodeId>,
     pub latency_scale: f64,
+    /// 1 / the dearest replica-month in $ (storage plus egress), to scale the cost term.
     pub cost_scale: f64,
     pub size_scale: f64,
 }
@@ -63,10 +64,17 @@ impl<'a> Context<'a> {
             .copied()
             .filter(|l| l.is_finite())
             .fold(0.0, f64::max);
-        let max_cost = topology
+        let max_price = topology
             .nodes
             .iter()
             .map(|n| n.cost_per_gib_month)
+            .fold(0.0, f64::max);
+        let max_egress = topology.cost_per_gb.iter().copied().fold(0.0, f64::max);
+        // The dearest replica-month any group could cost: scales the cost term into [0, 1].
+        let max_cost = fleet
+            .groups
+            .iter()
+            .map(|g| g.size_gib * max_price + g.reads_gib_per_month * max_egress)
             .fold(0.0, f64::max);
         let max_size = fleet.groups.iter().map(|g| g.size_gib).fold(0.0, f64::max);
         let (under_offsets, under_ids) = nodes_under(fleet);

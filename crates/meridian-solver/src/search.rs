@@ -153,6 +153,7 @@ pub fn evaluate_domains(
         }
         if Some(level) == topology.region_level {
             score.gravity += gravity(context, request, domain);
+            score.cost += egress_cost(context, request, domain);
         }
         for (affinity_level, partners) in &request.affinity {
             if *affinity_level == level && !partners.is_empty() && !partners.contains(&domain) {
@@ -182,11 +183,36 @@ fn gravity(context: &Context, request: &Request, region_domain: DomainId) -> f64
     latency * request.gravity_weight
 }
 
+/// Monthly $ of serving this group's reads from `region_domain`, weighted and scaled.
+fn egress_cost(context: &Context, request: &Request, region_domain: DomainId) -> f64 {
+    let fleet = context.fleet;
+    let topology = &fleet.topology;
+    let group = fleet.group(request.group);
+    if group.reads_gib_per_month == 0.0 {
+        return 0.0;
+    }
+    let Some(region) = topology
+        .regions
+        .iter()
+        .position(|r| r.domain == Some(region_domain))
+    else {
+        return 0.0;
+    };
+    let region = meridian_model::RegionId(region as u16);
+    let per_gib: f64 = group
+        .access
+        .iter()
+        .map(|&(from, share)| share * topology.transfer_cost_per_gb(from, region))
+        .sum();
+    fleet.objectives.cost * group.reads_gib_per_month * per_gib * context.cost_scale
+}
+
 /// Node-level terms: storage price and movement.
 fn finish_node(context: &Context, request: &Request, node: NodeId, score: &mut Score) {
     let fleet = context.fleet;
     let info = &fleet.topology.nodes[node.index()];
-    score.cost = fleet.objectives.cost * info.cost_per_gib_month * context.cost_scale;
+    let size_gib = fleet.group(request.group).size_gib;
+    score.cost += fleet.objectives.cost * info.cost_per_gib_month * size_gib * context.cost_scale;
     if request.current.is_some_and(|current| current != node) {
         score.movement = request.movement_penalty;
     }
