@@ -231,3 +231,56 @@ pub fn explain(args: ExplainArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub struct GenArgs {
+    /// Nodes in the fleet.
+    #[arg(long, default_value_t = 400)]
+    pub nodes: usize,
+    /// Replicas over all groups (the generator comes close, not always exact).
+    #[arg(long, default_value_t = 20_000)]
+    pub replicas: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Regions in the fleet.
+    #[arg(long)]
+    pub regions: Option<usize>,
+    /// Total steady demand over capacity in the busiest dimensions (e.g. 0.6).
+    #[arg(long)]
+    pub utilization: Option<f64>,
+    /// Write the fleet here (YAML); stdout when absent.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Also write a feasible but badly balanced starting placement here (JSON).
+    #[arg(long)]
+    pub skewed_out: Option<String>,
+    /// How strongly the starting placement piles onto few nodes (Zipf exponent).
+    #[arg(long, default_value_t = 1.2)]
+    pub skew: f64,
+}
+
+pub fn gen(args: GenArgs) -> Result<ExitCode> {
+    let mut spec = meridian_gen::GenSpec::new(args.nodes, args.replicas, args.seed);
+    if let Some(regions) = args.regions {
+        spec.regions = regions;
+    }
+    if let Some(utilization) = args.utilization {
+        spec.target_utilization = utilization;
+    }
+    let yaml = meridian_gen::generate_yaml(&spec).map_err(|e| anyhow!("{}", e.message))?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &yaml).with_context(|| format!("cannot write `{path}`"))?
+        }
+        None => print!("{yaml}"),
+    }
+    if let Some(path) = &args.skewed_out {
+        let fleet = meridian_model::Fleet::from_yaml(&yaml, "generated")
+            .map_err(|p| anyhow!("the generator wrote an invalid fleet (a bug): {p}"))?;
+        let doc = meridian_gen::skewed_placement(&fleet, args.seed, args.skew)
+            .map_err(|e| anyhow!("{}", e.message))?;
+        std::fs::write(path, serde_json::to_string(&doc)?)
+            .with_context(|| format!("cannot write `{path}`"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 the answer is "no" (infeasible, violations found), 2 bad input.
 
+mod bench;
 mod commands;
 mod demo;
 mod input;
@@ -34,6 +35,13 @@ enum Command {
     Check(commands::CheckArgs),
     /// Say why a replica is where it is.
     Explain(commands::ExplainArgs),
+    /// Generate a seeded synthetic fleet (and optionally a skewed starting placement).
+    Gen(commands::GenArgs),
+    /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
+    Bench(bench::BenchArgs),
+    /// One size of `bench`, run in a child process (prints JSON).
+    #[command(hide = true)]
+    BenchOne(bench::BenchOneArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +52,9 @@ fn main() -> ExitCode {
         Command::Solve(args) => commands::solve(args),
         Command::Check(args) => commands::check(args),
         Command::Explain(args) => commands::explain(args),
+        Command::Gen(args) => commands::gen(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchOne(args) => bench::run_one(args),
     };
     match result {
         Ok(code) => code,

@@ -4,11 +4,17 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn meridian(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_meridian")).args(args).output().expect("meridian runs")
+    Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(args)
+        .output()
+        .expect("meridian runs")
 }
 
 fn example() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.yaml").display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/small.yaml")
+        .display()
+        .to_string()
 }
 
 fn scratch(name: &str) -> String {
@@ -32,22 +38,40 @@ fn validate_accepts_the_example() {
 fn validate_names_file_line_and_path_of_every_problem() {
     let bad = scratch("bad.yaml");
     let original = std::fs::read_to_string(example()).unwrap();
-    let broken = original.replace("partitions: 16", "partitions: 16\n    partitons: 3").replace("spread: rack\n    access: { us-east: 0.3", "spread: shelf\n    access: { us-east: 0.3");
+    let broken = original
+        .replace("partitions: 16", "partitions: 16\n    partitons: 3")
+        .replace(
+            "spread: rack\n    access: { us-east: 0.3",
+            "spread: shelf\n    access: { us-east: 0.3",
+        );
     std::fs::write(&bad, &broken).unwrap();
     let out = meridian(&["validate", &bad]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    let typo_line = broken.lines().position(|l| l.contains("partitons")).unwrap() + 1;
+    let typo_line = broken
+        .lines()
+        .position(|l| l.contains("partitons"))
+        .unwrap()
+        + 1;
     assert!(stderr.contains(&format!("{bad}:")), "{stderr}");
     assert!(stderr.contains("partitons"), "{stderr}");
-    assert!(stderr.contains(&format!(":{typo_line}:")) || stderr.contains(&format!(":{}:", typo_line - 1)), "line {typo_line} expected in {stderr}");
+    assert!(
+        stderr.contains(&format!(":{typo_line}:"))
+            || stderr.contains(&format!(":{}:", typo_line - 1)),
+        "line {typo_line} expected in {stderr}"
+    );
 }
 
 #[test]
 fn solve_then_check_then_explain() {
     let target = scratch("target.json");
     let out = meridian(&["solve", &example(), "--out", &target]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("placed 160 / 160"));
     let out = meridian(&["check", &example(), &target]);
     assert!(out.status.success(), "{}", text(&out.stdout));
@@ -56,19 +80,48 @@ fn solve_then_check_then_explain() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let explanation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(explanation["state"], "Leader");
-    assert!(explanation["rejected_by"]["eligibility"][0].as_u64().unwrap() > 0);
+    assert!(
+        explanation["rejected_by"]["eligibility"][0]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(!explanation["binding"].as_array().unwrap().is_empty());
 }
 
 #[test]
 fn failing_a_node_repairs_only_its_replicas() {
     let target = scratch("before.json");
-    assert!(meridian(&["solve", &example(), "--out", &target]).status.success());
-    let out = meridian(&["solve", &example(), "--current", &target, "--fail", "n05", "--no-rebalance", "--json"]);
+    assert!(meridian(&["solve", &example(), "--out", &target])
+        .status
+        .success());
+    let out = meridian(&[
+        "solve",
+        &example(),
+        "--current",
+        &target,
+        "--fail",
+        "n05",
+        "--no-rebalance",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let before: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
-    let lost = before["groups"].as_array().unwrap().iter().flat_map(|g| g["partitions"].as_array().unwrap().iter().flat_map(|p| p.as_array().unwrap().iter())).filter(|r| r["node"] == "n05").count();
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    let lost = before["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| {
+            g["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p.as_array().unwrap().iter())
+        })
+        .filter(|r| r["node"] == "n05")
+        .count();
     assert!(lost > 0);
     assert_eq!(result["stats"]["moved"].as_u64().unwrap() as usize, lost);
     let placed = result["placement"]["groups"].to_string();
@@ -84,7 +137,11 @@ fn bad_arguments_are_errors_not_panics() {
     assert_eq!(out.status.code(), Some(2));
     let out = meridian(&["explain", &example(), &example(), "orders-db/0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a valid placement"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a valid placement"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

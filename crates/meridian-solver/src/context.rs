@@ -29,6 +29,10 @@ pub struct Context<'a> {
     /// Nodes under each domain, in either tree (CSR over domains).
     under_offsets: Vec<u32>,
     under_ids: Vec<NodeId>,
+    /// Network domains ordered leaves first (children before parents).
+    bottom_up: Vec<DomainId>,
+    /// Per `domain * dims + dim`: the largest node limit under the domain (network tree).
+    node_limit_max: Vec<f64>,
     pub latency_scale: f64,
     /// 1 / the dearest replica-month in $ (storage plus egress), to scale the cost term.
     pub cost_scale: f64,
@@ -78,8 +82,32 @@ impl<'a> Context<'a> {
             .fold(0.0, f64::max);
         let max_size = fleet.groups.iter().map(|g| g.size_gib).fold(0.0, f64::max);
         let (under_offsets, under_ids) = nodes_under(fleet);
+        let mut bottom_up: Vec<DomainId> = topology
+            .domain_ids()
+            .filter(|d| {
+                topology.domain(*d).network_parent.is_some() || topology.network_roots.contains(d)
+            })
+            .collect();
+        bottom_up.sort_by_key(|d| (std::cmp::Reverse(depth(fleet, *d)), *d));
+        let dims = fleet.dims_count();
+        let mut node_limit_max = vec![0.0f64; topology.domains.len() * dims];
+        for node in topology.node_ids() {
+            let mut cursor = Some(topology.node_domain(node));
+            let limits = fleet.limit_of(topology.node_domain(node)).to_vec();
+            while let Some(domain) = cursor {
+                for (x, &limit) in limits.iter().enumerate() {
+                    if limit.is_finite() {
+                        let slot = &mut node_limit_max[domain.index() * dims + x];
+                        *slot = slot.max(limit);
+                    }
+                }
+                cursor = topology.domain(domain).network_parent;
+            }
+        }
         Context {
             fleet,
+            bottom_up,
+            node_limit_max,
             under_offsets,
             under_ids,
             dims: fleet.dims_count(),
@@ -88,7 +116,7 @@ impl<'a> Context<'a> {
             newly_offsets,
             newly_ids,
             roots: topology.network_roots.clone(),
-            lower_bound: lower_bounds(fleet),
+            lower_bound: crate::bounds::lower_bounds(fleet).pooled,
             anti_affinity,
             tracked,
             latency_scale: if max_latency > 0.0 {
@@ -106,6 +134,14 @@ impl<'a> Context<'a> {
         let start = self.newly_offsets[domain.index()] as usize;
         let end = self.newly_offsets[domain.index() + 1] as usize;
         &self.newly_ids[start..end]
+    }
+
+    pub fn bottom_up(&self) -> &[DomainId] {
+        &self.bottom_up
+    }
+
+    pub fn node_limit_max(&self, domain: DomainId, dim: usize) -> f64 {
+        self.node_limit_max[domain.index() * self.dims + dim]
     }
 
     pub fn nodes_under(&self, domain: DomainId) -> &[NodeId] {
@@ -242,51 +278,6 @@ fn symmetric_anti_affinity(fleet: &Fleet) -> Vec<Vec<(GroupId, LevelId)>> {
         }
     }
     relations
-}
-
-/// Total steady demand per dimension if every replica is placed in its designated state.
-pub fn total_demand(fleet: &Fleet) -> Vec<f64> {
-    let mut demand = vec![0.0; fleet.dims_count()];
-    for group in &fleet.groups {
-        for &state in &group.slot_states {
-            for (x, h) in group.heat[state.index()].iter().enumerate() {
-                demand[x] += h * group.partitions as f64;
-            }
-        }
-    }
-    demand
-}
-
-/// The simple lower bound on peak utilization per level and dimension: total demand over
-/// total limit at that level, defined where every node sits under a limited domain of it.
-pub fn lower_bounds(fleet: &Fleet) -> Vec<f64> {
-    let topology = &fleet.topology;
-    let d = fleet.dims_count();
-    let demand = total_demand(fleet);
-    let mut bounds = vec![0.0; topology.levels.len() * d];
-    for (l, _) in topology.levels.iter().enumerate() {
-        let level = LevelId(l as u16);
-        for x in 0..d {
-            let mut total = 0.0;
-            let mut covers_all = true;
-            for node in topology.node_ids() {
-                match topology.ancestor_at(node, level) {
-                    Some(domain) if fleet.limit_of(domain)[x].is_finite() => {}
-                    _ => covers_all = false,
-                }
-            }
-            for domain in topology
-                .domain_ids()
-                .filter(|d| topology.domain(*d).level == level)
-            {
-                total += fleet.limit_of(domain)[x];
-            }
-            if covers_all && total > 0.0 && total.is_finite() {
-                bounds[l * d + x] = demand[x] / total;
-            }
-        }
-    }
-    bounds
 }
 
 fn nodes_under(fleet: &Fleet) -> (Vec<u32>, Vec<NodeId>) {

@@ -6,6 +6,7 @@
 //! traded away; objectives (balance against each level's lower bound, data gravity, cost,
 //! movement, soft affinity) are weighted scores. See docs/solver.md.
 
+pub mod bounds;
 pub mod context;
 pub mod current;
 pub mod diagnose;

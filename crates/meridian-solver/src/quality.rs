@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use meridian_model::{Fleet, LevelId, Placement};
 
-use crate::context::lower_bounds;
+use crate::bounds::lower_bounds;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelQuality {
@@ -13,7 +13,10 @@ pub struct LevelQuality {
     pub dimension: String,
     /// Highest utilization of the limit (capacity less headroom) among the level's domains.
     pub peak: f64,
+    /// The pooled lower bound (see `bounds`): no placement can have a lower peak.
     pub lower_bound: f64,
+    /// Total demand over total limit, ignoring pools (≤ `lower_bound`).
+    pub simple_bound: f64,
     /// peak / lower_bound: 1.0 is perfect balance.
     pub ratio: f64,
 }
@@ -37,7 +40,7 @@ pub fn quality(fleet: &Fleet, placement: &Placement) -> Vec<LevelQuality> {
     let mut rows = Vec::new();
     for (l, level) in topology.levels.iter().enumerate() {
         for x in 0..dims {
-            let bound = bounds[l * dims + x];
+            let bound = bounds.pooled[l * dims + x];
             if bound <= 0.0 {
                 continue;
             }
@@ -51,6 +54,7 @@ pub fn quality(fleet: &Fleet, placement: &Placement) -> Vec<LevelQuality> {
                 dimension: fleet.dims.names()[x].clone(),
                 peak,
                 lower_bound: bound,
+                simple_bound: bounds.simple[l * dims + x],
                 ratio: peak / bound,
             });
         }

@@ -205,10 +205,22 @@ fn candidates(
         })
         .collect();
     list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    list.into_iter()
-        .map(|(_, slot)| slot)
-        .take(REPLICAS_TRIED_MAX)
-        .collect()
+    // Replicas of one group in one state are interchangeable here: if the cheapest cannot
+    // move, neither can the others. Trying one per kind reaches the kinds that can (e.g. a
+    // group free to use GPU nodes among many confined to storage nodes).
+    let mut kinds: Vec<(meridian_model::GroupId, StateId)> = Vec::new();
+    let mut chosen = Vec::new();
+    for (_, slot) in list {
+        let kind = (state.group_of(slot), state.slots[slot].state);
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+            chosen.push(slot);
+            if chosen.len() == REPLICAS_TRIED_MAX {
+                break;
+            }
+        }
+    }
+    chosen
 }
 
 fn try_leader_swap(

@@ -116,5 +116,5 @@ fn promotion_pressure(
     let request = Request::for_slot(context, state, slot, to, Some(node));
     let result = score_node(context, state, &request, node);
     state.place(context, slot, node, from);
-    result.ok().map(|score| score.balance)
+    result.ok().map(|score| score.peak_pressure)
 }

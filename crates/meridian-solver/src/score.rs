@@ -12,8 +12,13 @@ pub const BALANCE_TARGET_FLOOR: f64 = 0.25;
 /// The weighted terms of one candidate's score; lower is better.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Score {
-    /// Peak pressure (utilization after placing, over its level's target) along the chain.
+    /// Weighted balance term: peak pressure plus a share of the pressure summed over the chain.
     pub balance: f64,
+    /// Highest pressure (utilization after placing, over its level's balance target) among
+    /// the domains the replica would load, in the dimensions it loads.
+    pub peak_pressure: f64,
+    /// Each domain's highest pressure, summed along the chain.
+    pub pressure_sum: f64,
     pub gravity: f64,
     pub cost: f64,
     pub movement: f64,

@@ -16,6 +16,16 @@ use crate::context::Context;
 use crate::score::{Rejection, Score};
 use crate::state::State;
 
+/// Weight of the sum of every domain's pressure beside the peak. The peak alone says nothing
+/// about the levels below the hottest one (every node of a hot rack would tie); the sum lets
+/// each level's utilization count, so node, rack, PDU and spine are balanced together.
+pub const PRESSURE_SUM_WEIGHT: f64 = 0.2;
+
+/// Once some node is in the queue, how many more subtrees the search may open looking for a
+/// better one. Bounds the work per replica on large fleets (a few racks, not all of them);
+/// the estimate orders subtrees so the ones opened are the likeliest to hold the best node.
+pub const EXPANSIONS_AFTER_FIRST_NODE_MAX: usize = 6;
+
 /// Bound on queue pops for one search, far above any real fleet's need (every domain once).
 pub const SEARCH_POPS_MAX: usize = 50_000_000;
 
@@ -117,8 +127,8 @@ pub fn evaluate_domains(
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let dims = context.dims;
-    let mut pressure = 0.0f64;
     for &domain in domains {
+        let mut pressure = 0.0f64;
         if request.exclude == Some(domain) || state.is_closed(domain) {
             return Err(Rejection::Excluded { domain });
         }
@@ -140,6 +150,8 @@ pub fn evaluate_domains(
             }
             pressure = pressure.max(context.pressure(domain, x, after));
         }
+        score.peak_pressure = score.peak_pressure.max(pressure);
+        score.pressure_sum += pressure;
         if request.taken.contains(&domain) {
             return Err(Rejection::Spread { domain });
         }
@@ -161,7 +173,8 @@ pub fn evaluate_domains(
             }
         }
     }
-    score.balance = score.balance.max(pressure * fleet.objectives.balance);
+    score.balance =
+        fleet.objectives.balance * (score.peak_pressure + PRESSURE_SUM_WEIGHT * score.pressure_sum);
     Ok(())
 }
 
@@ -253,9 +266,11 @@ pub fn score_node(
 }
 
 struct Entry {
-    total: f64,
+    /// Order of exploration: the partial score plus an estimate of what the levels below add.
+    key: f64,
     tie: u64,
     domain: DomainId,
+    /// Exact score of the domains decided so far (the full score for a node).
     score: Score,
 }
 
@@ -271,14 +286,35 @@ impl PartialOrd for Entry {
     }
 }
 impl Ord for Entry {
-    /// Reversed: `BinaryHeap` pops the largest, we want the lowest score.
+    /// Reversed: `BinaryHeap` pops the largest, we want the lowest key.
     fn cmp(&self, other: &Self) -> Ordering {
         other
-            .total
-            .total_cmp(&self.total)
+            .key
+            .total_cmp(&self.key)
             .then(other.tie.cmp(&self.tie))
             .then(other.domain.cmp(&self.domain))
     }
+}
+
+/// A lower bound on the node-level pressure any node under `domain` would reach with the
+/// replica: per dimension, the coolest node's utilization plus the replica's heat over the
+/// largest node limit there. Never more than the truth, so it only orders the search.
+fn node_pressure_estimate(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    domain: DomainId,
+) -> f64 {
+    let node_level = context.fleet.topology.node_level;
+    let mut estimate = 0.0f64;
+    for &(x, h) in &request.heat {
+        let coolest = state.node_utilization_min(domain, x, context.dims);
+        let limit = context.node_limit_max(domain, x);
+        if coolest.is_finite() && limit > 0.0 {
+            estimate = estimate.max((coolest + h / limit) / context.balance_target(node_level, x));
+        }
+    }
+    estimate
 }
 
 /// A cheap, well-mixed hash (splitmix64) for seeded tie-breaks between equal scores.
@@ -298,11 +334,12 @@ pub fn best_node(
 ) -> Option<(NodeId, Score)> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
+    let balance_weight = fleet.objectives.balance;
     let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
     let mut heap = BinaryHeap::new();
-    let push = |heap: &mut BinaryHeap<Entry>, domain: DomainId, parent: Score| {
+    let push = |heap: &mut BinaryHeap<Entry>, domain: DomainId, parent: Score| -> bool {
         if context.eligible_under(request.group, domain) == 0 {
-            return;
+            return false;
         }
         let mut score = parent;
         if evaluate_domains(
@@ -314,32 +351,50 @@ pub fn best_node(
         )
         .is_err()
         {
-            return;
+            return false;
         }
-        if let Some(node) = topology.domain(domain).node {
-            if !fleet.group(request.group).node_allowed(topology, node) {
-                return;
+        let key = match topology.domain(domain).node {
+            Some(node) => {
+                if !fleet.group(request.group).node_allowed(topology, node) {
+                    return false;
+                }
+                finish_node(context, request, node, &mut score);
+                score.total()
             }
-            finish_node(context, request, node, &mut score);
-        }
+            None => {
+                let estimate = node_pressure_estimate(context, state, request, domain);
+                let peak = score.peak_pressure.max(estimate);
+                score.total()
+                    + balance_weight * (peak - score.peak_pressure + PRESSURE_SUM_WEIGHT * estimate)
+            }
+        };
         heap.push(Entry {
-            total: score.total(),
+            key,
             tie: mix(salt ^ domain.0 as u64),
             domain,
             score,
         });
+        topology.domain(domain).node.is_some()
     };
     for &root in &context.roots {
         push(&mut heap, root, Score::default());
     }
+    let mut node_seen = false;
+    let mut expansions_after_node = 0usize;
     for _ in 0..SEARCH_POPS_MAX {
         let entry = heap.pop()?;
         let domain = topology.domain(entry.domain);
         if let Some(node) = domain.node {
             return Some((node, entry.score));
         }
+        if node_seen {
+            if expansions_after_node >= EXPANSIONS_AFTER_FIRST_NODE_MAX {
+                continue;
+            }
+            expansions_after_node += 1;
+        }
         for &child in &domain.network_children {
-            push(&mut heap, child, entry.score);
+            node_seen |= push(&mut heap, child, entry.score);
         }
     }
     None

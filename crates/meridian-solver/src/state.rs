@@ -18,6 +18,10 @@ pub struct State {
     slot_group: Vec<GroupId>,
     /// Domains closed to replicas (drained, or a failed node): nothing stays or lands under them.
     closed: Vec<bool>,
+    /// Per `domain * dims + dim`: the lowest utilization of any node under the domain in the
+    /// network tree (+∞ where no node has that resource). Guides the search toward subtrees
+    /// that hold a cool node; kept in step with every placement.
+    node_utilization_min: Vec<f64>,
 }
 
 impl State {
@@ -44,6 +48,7 @@ impl State {
             occupancy: HashMap::new(),
             slot_group,
             closed: vec![false; fleet.topology.domains.len()],
+            node_utilization_min: Vec::new(),
         };
         for (index, slot) in slots.into_iter().enumerate() {
             state.slots[index].state = slot.state;
@@ -51,7 +56,47 @@ impl State {
                 state.place(context, index, node, slot.state);
             }
         }
+        state.rebuild_node_utilization_min(context);
         state
+    }
+
+    /// Computes every domain's coolest-node utilization bottom-up (once, after bulk loading).
+    fn rebuild_node_utilization_min(&mut self, context: &Context) {
+        let fleet = context.fleet;
+        let dims = context.dims;
+        self.node_utilization_min = vec![f64::INFINITY; fleet.topology.domains.len() * dims];
+        for domain in context.bottom_up() {
+            for x in 0..dims {
+                let value = self.own_or_children_min(context, *domain, x);
+                self.node_utilization_min[domain.index() * dims + x] = value;
+            }
+        }
+    }
+
+    fn own_or_children_min(&self, context: &Context, domain: DomainId, x: usize) -> f64 {
+        let fleet = context.fleet;
+        let dims = context.dims;
+        let base = domain.index() * dims;
+        if fleet.topology.domain(domain).node.is_some() {
+            let limit = fleet.limit[base + x];
+            return if limit > 0.0 && limit.is_finite() {
+                self.used[base + x] / limit
+            } else {
+                f64::INFINITY
+            };
+        }
+        fleet
+            .topology
+            .domain(domain)
+            .network_children
+            .iter()
+            .map(|c| self.node_utilization_min[c.index() * dims + x])
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// The lowest utilization in `dim` of any node under `domain` (network tree).
+    pub fn node_utilization_min(&self, domain: DomainId, dim: usize, dims: usize) -> f64 {
+        self.node_utilization_min[domain.index() * dims + dim]
     }
 
     /// Closes `domain`: from now on no replica may be placed under it.
@@ -122,6 +167,27 @@ impl State {
         }
     }
 
+    /// Walks up from `node`, recomputing the coolest-node minimum while it changes.
+    fn refresh_node_utilization_min(&mut self, context: &Context, node: NodeId, heat: &[f64]) {
+        let topology = &context.fleet.topology;
+        let dims = context.dims;
+        for (x, &h) in heat.iter().enumerate() {
+            if h == 0.0 {
+                continue;
+            }
+            let mut cursor = Some(topology.node_domain(node));
+            while let Some(domain) = cursor {
+                let value = self.own_or_children_min(context, domain, x);
+                let slot = &mut self.node_utilization_min[domain.index() * dims + x];
+                if *slot == value {
+                    break;
+                }
+                *slot = value;
+                cursor = topology.domain(domain).network_parent;
+            }
+        }
+    }
+
     fn apply(&mut self, context: &Context, slot: usize, node: NodeId, state: StateId, sign: f64) {
         let fleet = context.fleet;
         let group = self.slot_group[slot];
@@ -134,6 +200,9 @@ impl State {
                     self.used[base + x] += sign * h;
                 }
             }
+        }
+        if !self.node_utilization_min.is_empty() {
+            self.refresh_node_utilization_min(context, node, heat);
         }
         for &level in &context.tracked[group.index()] {
             if let Some(domain) = fleet.topology.ancestor_at(node, level) {
