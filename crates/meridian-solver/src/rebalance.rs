@@ -119,6 +119,11 @@ pub fn rebalance(
                 } else {
                     outcome.swaps += 1;
                 }
+                // The relieved domain may still be hot: it goes back in the queue.
+                let again = ratio(context, state, hot.domain, hot.dim);
+                if again > 1.0 + options.tolerance {
+                    heap.push(Hot { ratio: again, ..hot });
+                }
                 for node in changed {
                     for &domain in topology.chain(node) {
                         for dim in 0..context.dims {
