@@ -17,6 +17,8 @@ pub mod rebalance;
 pub mod repair;
 pub mod score;
 pub mod search;
+pub mod settle;
+pub mod shed;
 pub mod solve;
 pub mod state;
 

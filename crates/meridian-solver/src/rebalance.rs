@@ -122,7 +122,10 @@ pub fn rebalance(
                 // The relieved domain may still be hot: it goes back in the queue.
                 let again = ratio(context, state, hot.domain, hot.dim);
                 if again > 1.0 + options.tolerance {
-                    heap.push(Hot { ratio: again, ..hot });
+                    heap.push(Hot {
+                        ratio: again,
+                        ..hot
+                    });
                 }
                 for node in changed {
                     for &domain in topology.chain(node) {

@@ -131,7 +131,9 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         ));
     }
     if options.rebalance && failures.is_empty() {
+        crate::shed::shed_excess(&context, &mut state, current_nodes, options);
         let outcome = rebalance(&context, &mut state, &current_slots.slots, options);
+        crate::settle::return_home(&context, &mut state, &current_slots.slots);
         stats.rebalance_moves = outcome.moves;
         stats.leader_swaps = outcome.swaps;
     }

@@ -123,6 +123,31 @@ proptest! {
     }
 
     #[test]
+    fn rebalance_keeps_every_constraint_and_never_raises_the_peak(shape in strategies::shape(), seed in 0u64..1000) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let start = solve(&fleet, &[], &Options { mode: Mode::Full, seed, rebalance: false, ..Options::default() });
+        prop_assume!(start.is_complete());
+        let current = replicas(&fleet, &start.placement);
+        let after = solve(&fleet, &current, &Options { mode: Mode::Repair, seed, ..Options::default() });
+        prop_assert!(after.is_complete());
+        let violations = check(&fleet, &replicas(&fleet, &after.placement));
+        prop_assert!(violations.is_empty(), "violations: {violations:?}");
+        let context = Context::new(&fleet);
+        let peak = |placement: &Placement| meridian_solver::shed::pressure_summary(&context, &State::new(&context, placement.slots.clone()), 1.0).0;
+        prop_assert!(peak(&after.placement) <= peak(&start.placement) + 1e-9, "peak rose from {} to {}", peak(&start.placement), peak(&after.placement));
+        // Pinned replicas never leave their pinned node.
+        for group in &fleet.groups {
+            for pin in &group.pins {
+                let first = group.partition_slot(pin.partition);
+                let held = (first..first + group.replicas_per_partition()).any(|s| after.placement.slots[s].node() == Some(pin.node));
+                prop_assert!(held);
+            }
+        }
+    }
+
+    #[test]
     fn a_node_joining_moves_nothing_in_repair(shape in strategies::shape(), seed in 0u64..1000) {
         let fleet = load(&shape);
         prop_assume!(fleet.is_some());
