@@ -29,6 +29,13 @@ pub struct Context<'a> {
     /// Nodes under each domain, in either tree (CSR over domains).
     under_offsets: Vec<u32>,
     under_ids: Vec<NodeId>,
+    /// Per network domain: the levels (above node) whose domains are decided somewhere below it,
+    /// e.g. rack, pdu and feed below a spine (CSR over domains).
+    below_offsets: Vec<u32>,
+    below_levels: Vec<LevelId>,
+    /// Per `level * dims + dim`: total limit and count of the level's limited domains.
+    pub level_limit_sum: Vec<f64>,
+    pub level_limited_count: Vec<f64>,
     /// Network domains ordered leaves first (children before parents).
     bottom_up: Vec<DomainId>,
     /// Per `domain * dims + dim`: the largest node limit under the domain (network tree).
@@ -82,6 +89,7 @@ impl<'a> Context<'a> {
             .fold(0.0, f64::max);
         let max_size = fleet.groups.iter().map(|g| g.size_gib).fold(0.0, f64::max);
         let (under_offsets, under_ids) = nodes_under(fleet);
+        let dims = fleet.dims_count();
         let mut bottom_up: Vec<DomainId> = topology
             .domain_ids()
             .filter(|d| {
@@ -89,7 +97,6 @@ impl<'a> Context<'a> {
             })
             .collect();
         bottom_up.sort_by_key(|d| (std::cmp::Reverse(depth(fleet, *d)), *d));
-        let dims = fleet.dims_count();
         let mut node_limit_max = vec![0.0f64; topology.domains.len() * dims];
         for node in topology.node_ids() {
             let mut cursor = Some(topology.node_domain(node));
@@ -104,8 +111,24 @@ impl<'a> Context<'a> {
                 cursor = topology.domain(domain).network_parent;
             }
         }
+        let (below_offsets, below_levels) = levels_below(fleet, &newly_offsets, &newly_ids);
+        let mut level_limit_sum = vec![0.0; topology.levels.len() * dims];
+        let mut level_limited_count = vec![0.0; topology.levels.len() * dims];
+        for domain in topology.domain_ids() {
+            let level = topology.domain(domain).level.index();
+            for (x, &limit) in fleet.limit_of(domain).iter().enumerate() {
+                if limit.is_finite() && limit > 0.0 {
+                    level_limit_sum[level * dims + x] += limit;
+                    level_limited_count[level * dims + x] += 1.0;
+                }
+            }
+        }
         Context {
             fleet,
+            below_offsets,
+            below_levels,
+            level_limit_sum,
+            level_limited_count,
             bottom_up,
             node_limit_max,
             under_offsets,
@@ -134,6 +157,13 @@ impl<'a> Context<'a> {
         let start = self.newly_offsets[domain.index()] as usize;
         let end = self.newly_offsets[domain.index() + 1] as usize;
         &self.newly_ids[start..end]
+    }
+
+    /// Levels (above node) decided somewhere below `domain` in the search.
+    pub fn levels_below(&self, domain: DomainId) -> &[LevelId] {
+        let start = self.below_offsets[domain.index()] as usize;
+        let end = self.below_offsets[domain.index() + 1] as usize;
+        &self.below_levels[start..end]
     }
 
     pub fn bottom_up(&self) -> &[DomainId] {
@@ -254,6 +284,55 @@ fn newly_covered(fleet: &Fleet) -> (Vec<u32>, Vec<DomainId>) {
         offsets.push(ids.len() as u32);
     }
     (offsets, ids)
+}
+
+/// For each domain: levels of the domains its first node sits under that are not yet decided
+/// when the search enters it (the node level aside). Trees are near-uniform, so the first node
+/// speaks for the subtree.
+fn levels_below(
+    fleet: &Fleet,
+    newly_offsets: &[u32],
+    newly_ids: &[DomainId],
+) -> (Vec<u32>, Vec<LevelId>) {
+    let topology = &fleet.topology;
+    let newly = |d: DomainId| {
+        &newly_ids[newly_offsets[d.index()] as usize..newly_offsets[d.index() + 1] as usize]
+    };
+    let mut first_node = vec![None; topology.domains.len()];
+    for node in topology.node_ids() {
+        let mut cursor = Some(topology.node_domain(node));
+        while let Some(domain) = cursor {
+            if first_node[domain.index()].is_some() {
+                break;
+            }
+            first_node[domain.index()] = Some(node);
+            cursor = topology.domain(domain).network_parent;
+        }
+    }
+    let mut offsets = vec![0u32];
+    let mut levels = Vec::new();
+    for domain in topology.domain_ids() {
+        if let Some(node) = first_node[domain.index()] {
+            let mut decided: Vec<DomainId> = Vec::new();
+            let mut cursor = Some(domain);
+            while let Some(d) = cursor {
+                decided.extend_from_slice(newly(d));
+                cursor = topology.domain(d).network_parent;
+            }
+            let start = levels.len();
+            for &d in topology.chain(node) {
+                let level = topology.domain(d).level;
+                if !decided.contains(&d)
+                    && level != topology.node_level
+                    && !levels[start..].contains(&level)
+                {
+                    levels.push(level);
+                }
+            }
+        }
+        offsets.push(levels.len() as u32);
+    }
+    (offsets, levels)
 }
 
 fn depth(fleet: &Fleet, domain: DomainId) -> usize {

@@ -317,6 +317,36 @@ fn node_pressure_estimate(
     estimate
 }
 
+/// What the levels below `domain` will likely add: the node level from the coolest node
+/// under it, each other undecided level (rack, PDU, ...) from its level's average. Making keys
+/// at every depth estimates of a full score lets the search dive to a good node instead of
+/// opening every spine before any rack. Returns (peak, sum) of the estimated pressures.
+fn estimate_below(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    domain: DomainId,
+) -> (f64, f64) {
+    let node = node_pressure_estimate(context, state, request, domain);
+    let (mut peak, mut sum) = (node, node);
+    for &level in context.levels_below(domain) {
+        let mut level_peak = 0.0f64;
+        for &(x, h) in &request.heat {
+            let cell = level.index() * context.dims + x;
+            let limit = context.level_limit_sum[cell];
+            if limit > 0.0 {
+                let average = (state.level_used(level, x, context.dims)
+                    + h * context.level_limited_count[cell])
+                    / limit;
+                level_peak = level_peak.max(average / context.balance_target(level, x));
+            }
+        }
+        peak = peak.max(level_peak);
+        sum += level_peak;
+    }
+    (peak, sum)
+}
+
 /// A cheap, well-mixed hash (splitmix64) for seeded tie-breaks between equal scores.
 pub fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -362,10 +392,11 @@ pub fn best_node(
                 score.total()
             }
             None => {
-                let estimate = node_pressure_estimate(context, state, request, domain);
-                let peak = score.peak_pressure.max(estimate);
+                let (estimate_peak, estimate_sum) = estimate_below(context, state, request, domain);
+                let peak = score.peak_pressure.max(estimate_peak);
                 score.total()
-                    + balance_weight * (peak - score.peak_pressure + PRESSURE_SUM_WEIGHT * estimate)
+                    + balance_weight
+                        * (peak - score.peak_pressure + PRESSURE_SUM_WEIGHT * estimate_sum)
             }
         };
         heap.push(Entry {

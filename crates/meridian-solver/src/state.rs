@@ -22,6 +22,9 @@ pub struct State {
     /// network tree (+∞ where no node has that resource). Guides the search toward subtrees
     /// that hold a cool node; kept in step with every placement.
     node_utilization_min: Vec<f64>,
+    /// Per `level * dims + dim`: load summed over the level's limited domains, for the
+    /// search's estimate of the levels it has not reached yet.
+    level_used: Vec<f64>,
 }
 
 impl State {
@@ -49,6 +52,7 @@ impl State {
             slot_group,
             closed: vec![false; fleet.topology.domains.len()],
             node_utilization_min: Vec::new(),
+            level_used: vec![0.0; fleet.topology.levels.len() * context.dims],
         };
         for (index, slot) in slots.into_iter().enumerate() {
             state.slots[index].state = slot.state;
@@ -92,6 +96,11 @@ impl State {
             .iter()
             .map(|c| self.node_utilization_min[c.index() * dims + x])
             .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Load summed over the limited domains of `level` in `dim`.
+    pub fn level_used(&self, level: meridian_model::LevelId, dim: usize, dims: usize) -> f64 {
+        self.level_used[level.index() * dims + dim]
     }
 
     /// The lowest utilization in `dim` of any node under `domain` (network tree).
@@ -195,9 +204,13 @@ impl State {
         let dims = context.dims;
         for &domain in fleet.topology.chain(node) {
             let base = domain.index() * dims;
+            let level_base = fleet.topology.domain(domain).level.index() * dims;
             for (x, &h) in heat.iter().enumerate() {
                 if h != 0.0 {
                     self.used[base + x] += sign * h;
+                    if fleet.limit[base + x].is_finite() {
+                        self.level_used[level_base + x] += sign * h;
+                    }
                 }
             }
         }
