@@ -77,21 +77,25 @@ fn section<T: DeserializeOwned>(
 }
 
 /// Deserializes every element of a list section, so one bad entry does not hide the others.
+/// Each entry comes with its index in the document: once a bad entry is left out, later
+/// entries' problems must still name their own place (`nodes[7]`, not `nodes[6]`).
 fn list_section<T: DeserializeOwned>(
     value: Option<&Value>,
     path: &str,
     sink: &mut ProblemSink,
-) -> Vec<T> {
+) -> (Vec<usize>, Vec<T>) {
     match value {
-        None | Some(Value::Null) => Vec::new(),
+        None | Some(Value::Null) => (Vec::new(), Vec::new()),
         Some(Value::Sequence(items)) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| section(Some(item), &format!("{path}[{i}]"), sink))
-            .collect(),
+            .filter_map(|(i, item)| {
+                section(Some(item), &format!("{path}[{i}]"), sink).map(|parsed| (i, parsed))
+            })
+            .unzip(),
         Some(_) => {
             sink.report(path, "expected a list");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     }
 }
@@ -105,7 +109,10 @@ impl Fleet {
         let document: Value = match serde_yaml_ng::from_str(text) {
             Ok(document) => document,
             Err(error) => {
-                let line = error.location().map(|l| l.line());
+                // The parser may place an error past the last line (at the end of input, or
+                // counting U+2028 as a line break); the last line is where to look then.
+                let last_line = text.lines().count().max(1);
+                let line = error.location().map(|l| l.line().clamp(1, last_line));
                 sink.report_at_line(line, String::new(), format!("not valid YAML: {error}"));
                 return Err(sink.into_problems());
             }
@@ -118,7 +125,16 @@ impl Fleet {
             return Err(sink.into_problems());
         };
         for key in top.keys() {
-            let name = key.as_str().unwrap_or("?");
+            // Section names are strings; another scalar key (`0:`, `~:`) is named as YAML
+            // writes it, and a collection used as a key is `?` (as the line index names it).
+            let rendered = match key {
+                Value::String(text) => text.clone(),
+                Value::Null | Value::Bool(_) | Value::Number(_) => serde_yaml_ng::to_string(key)
+                    .map(|text| text.trim().to_string())
+                    .unwrap_or_default(),
+                Value::Sequence(_) | Value::Mapping(_) | Value::Tagged(_) => "?".to_string(),
+            };
+            let name = rendered.as_str();
             if !TOP_LEVEL_KEYS.contains(&name) {
                 sink.report(
                     name,
@@ -142,13 +158,15 @@ impl Fleet {
         };
         let classes: Option<BTreeMap<String, NodeClassSpec>> =
             section(get("node_classes"), "node_classes", &mut sink);
-        let nodes: Vec<NodeSpec> = list_section(get("nodes"), "nodes", &mut sink);
+        let (node_positions, nodes): (Vec<usize>, Vec<NodeSpec>) =
+            list_section(get("nodes"), "nodes", &mut sink);
         let policies: Option<PoliciesSpec> = section(get("policies"), "policies", &mut sink);
         let objectives: Option<ObjectivesSpec> =
             section(get("objectives"), "objectives", &mut sink);
         let products: Option<BTreeMap<String, ProductSpec>> =
             section(get("products"), "products", &mut sink);
-        let groups: Vec<GroupSpec> = list_section(get("groups"), "groups", &mut sink);
+        let (group_positions, groups): (Vec<usize>, Vec<GroupSpec>) =
+            list_section(get("groups"), "groups", &mut sink);
         let (
             Some(dimensions),
             Some(topology),
@@ -168,10 +186,12 @@ impl Fleet {
             topology,
             classes,
             nodes,
+            node_positions,
             policies,
             objectives,
             products,
             groups,
+            group_positions,
         };
         let fleet = resolve(parts, &mut sink);
         match fleet {
@@ -229,10 +249,14 @@ struct Parts {
     topology: TopologySpec,
     classes: BTreeMap<String, NodeClassSpec>,
     nodes: Vec<NodeSpec>,
+    /// Index in the document's `nodes` list of each entry of `nodes`.
+    node_positions: Vec<usize>,
     policies: PoliciesSpec,
     objectives: ObjectivesSpec,
     products: BTreeMap<String, ProductSpec>,
     groups: Vec<GroupSpec>,
+    /// Index in the document's `groups` list of each entry of `groups`.
+    group_positions: Vec<usize>,
 }
 
 fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
@@ -242,7 +266,14 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
             sink.report(format!("dimensions.extra[{i}]"), reason);
         }
     }
-    let topology = build_topology(&parts.topology, &parts.nodes, &parts.classes, &dims, sink);
+    let topology = build_topology(
+        &parts.topology,
+        &parts.nodes,
+        &parts.node_positions,
+        &parts.classes,
+        &dims,
+        sink,
+    );
     let mut product_specs = builtin_products();
     product_specs.extend(parts.products.clone());
     let products: Vec<StateModel> = product_specs
@@ -266,7 +297,7 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
             .is_some()
         {
             sink.report(
-                format!("groups[{i}].name"),
+                format!("groups[{}].name", parts.group_positions[i]),
                 format!("group `{}` is defined twice", group.name),
             );
         }
@@ -282,7 +313,7 @@ fn resolve(parts: Parts, sink: &mut ProblemSink) -> Option<Fleet> {
         if let Some(group) = resolve_group(
             GroupId(i as u32),
             spec,
-            &format!("groups[{i}]"),
+            &format!("groups[{}]", parts.group_positions[i]),
             &context,
             sink,
         ) {

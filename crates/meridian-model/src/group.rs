@@ -376,8 +376,14 @@ fn check_some_node_allowed(group: &Group, topology: &Topology, path: &str, sink:
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    // Point at what narrows the choice: the selector, or (without one) the regions.
+    let at = if group.selector.is_empty() {
+        format!("{path}.regions")
+    } else {
+        format!("{path}.selector")
+    };
     sink.report(
-        path.to_string(),
+        at,
         format!(
             "no node satisfies this group's selector [{}] within its allowed regions",
             selector.join(", ")

@@ -1,4 +1,6 @@
 //! Maps document paths (`groups[3].heat.Leader`) to the 1-based line where that value starts.
+//! A value under a mapping key is located at its key's line (`heat:` rather than the line of
+//! the first state under it): that is the line a reader looks for a field on.
 //!
 //! serde deserializes into plain values and forgets where they came from; semantic validation
 //! happens after that. This index, built once from the YAML event stream, lets every later
@@ -6,11 +8,15 @@
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser};
+use saphyr_parser::{Event, Parser, ScalarStyle};
 
 #[derive(Debug, Default, Clone)]
 pub struct LineIndex {
     lines: HashMap<String, usize>,
+    /// Where and why this strict YAML 1.2 parser gave up, if it did. The deserializer is more
+    /// lenient (e.g. about indentation inside flow collections), so a document it reads may
+    /// have paths past this point that the index cannot locate.
+    pub stopped: Option<(usize, String)>,
 }
 
 /// Where the parser is inside one collection.
@@ -19,6 +25,7 @@ enum Frame {
         path: String,
         expecting_key: bool,
         key: Option<String>,
+        key_line: usize,
     },
     Sequence {
         path: String,
@@ -41,27 +48,39 @@ impl LineIndex {
         let mut index = LineIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(text) {
-            let Ok((event, span)) = item else { break };
+            let (event, span) = match item {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    index.stopped = Some((error.marker().line(), error.info().to_string()));
+                    break;
+                }
+            };
             let line = span.start.line();
             match event {
-                Event::Scalar(value, ..) => {
-                    if let Some(path) = index.value_path(&mut stack, Some(&value)) {
+                Event::Scalar(value, style, ..) => {
+                    // A plain `~`, `null` or empty key is the null key; the document reader
+                    // names it `null`.
+                    let is_null = style == ScalarStyle::Plain
+                        && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                    let text = if is_null { "null" } else { value.as_ref() };
+                    if let Some((path, line)) = index.value_path(&mut stack, Some(text), line) {
                         index.lines.entry(path).or_insert(line);
                     }
                 }
                 Event::Alias(_) => {
-                    if let Some(path) = index.value_path(&mut stack, None) {
+                    if let Some((path, line)) = index.value_path(&mut stack, None, line) {
                         index.lines.entry(path).or_insert(line);
                     }
                 }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
-                    let path = index.value_path(&mut stack, None).unwrap_or_default();
+                    let (path, line) = index.value_path(&mut stack, None, line).unwrap_or_default();
                     index.lines.entry(path.clone()).or_insert(line);
                     stack.push(match event {
                         Event::MappingStart(..) => Frame::Mapping {
                             path,
                             expecting_key: true,
                             key: None,
+                            key_line: 0,
                         },
                         _ => Frame::Sequence {
                             path,
@@ -78,32 +97,40 @@ impl LineIndex {
         index
     }
 
-    /// Advances the innermost frame by one node and returns the path of that node if it is a
-    /// value (not a mapping key). `scalar` is the node's text when it is a scalar.
-    fn value_path(&mut self, stack: &mut [Frame], scalar: Option<&str>) -> Option<String> {
+    /// Advances the innermost frame by one node, starting on `line`, and returns the path of
+    /// that node and the line to report it at, if it is a value (not a mapping key). `scalar`
+    /// is the node's text when it is a scalar.
+    fn value_path(
+        &mut self,
+        stack: &mut [Frame],
+        scalar: Option<&str>,
+        line: usize,
+    ) -> Option<(String, usize)> {
         let Some(frame) = stack.last_mut() else {
-            return Some(String::new());
+            return Some((String::new(), line));
         };
         match frame {
             Frame::Mapping {
                 path,
                 expecting_key,
                 key,
+                key_line,
             } => {
                 if *expecting_key {
                     *expecting_key = false;
                     *key = Some(scalar.unwrap_or("?").to_string());
+                    *key_line = line;
                     None
                 } else {
                     *expecting_key = true;
                     let key = key.take().unwrap_or_default();
-                    Some(child_path(path, &key))
+                    Some((child_path(path, &key), *key_line))
                 }
             }
             Frame::Sequence { path, next_index } => {
                 let item = format!("{path}[{next_index}]");
                 *next_index += 1;
-                Some(item)
+                Some((item, line))
             }
         }
     }
@@ -140,8 +167,9 @@ list: [1, 2]
     fn finds_lines_of_nested_values() {
         let index = LineIndex::build(DOC);
         assert_eq!(index.line_of("name"), Some(1));
-        assert_eq!(index.line_of("groups"), Some(3));
+        assert_eq!(index.line_of("groups"), Some(2));
         assert_eq!(index.line_of("groups[0]"), Some(3));
+        assert_eq!(index.line_of("groups[0].heat"), Some(4));
         assert_eq!(index.line_of("groups[0].heat.Leader.cpu"), Some(5));
         assert_eq!(index.line_of("groups[1].spread"), Some(7));
         assert_eq!(index.line_of("list[1]"), Some(8));

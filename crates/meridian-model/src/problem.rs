@@ -47,10 +47,16 @@ impl fmt::Display for Problems {
 }
 
 /// Collects problems while a document is checked; resolves paths to lines at the end.
+///
+/// A problem reported twice (same path, same message) is kept once: a shared definition such
+/// as a node class is checked once per node that uses it, and one mistake should read as one.
 pub struct ProblemSink<'a> {
     file: String,
     index: &'a crate::line_index::LineIndex,
     problems: Vec<Problem>,
+    seen: std::collections::HashSet<(String, String)>,
+    /// Every report, repeats included: callers compare counts to learn whether a step failed.
+    reports: usize,
 }
 
 impl<'a> ProblemSink<'a> {
@@ -59,6 +65,18 @@ impl<'a> ProblemSink<'a> {
             file: file.to_string(),
             index,
             problems: Vec::new(),
+            seen: std::collections::HashSet::new(),
+            reports: 0,
+        }
+    }
+
+    fn push(&mut self, problem: Problem) {
+        self.reports += 1;
+        if self
+            .seen
+            .insert((problem.path.clone(), problem.message.clone()))
+        {
+            self.problems.push(problem);
         }
     }
 
@@ -66,7 +84,7 @@ impl<'a> ProblemSink<'a> {
     pub fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let line = self.index.line_of(&path);
-        self.problems.push(Problem {
+        self.push(Problem {
             file: self.file.clone(),
             line,
             path,
@@ -76,7 +94,7 @@ impl<'a> ProblemSink<'a> {
 
     /// Records a problem whose line is already known (e.g. from the YAML parser).
     pub fn report_at_line(&mut self, line: Option<usize>, path: String, message: String) {
-        self.problems.push(Problem {
+        self.push(Problem {
             file: self.file.clone(),
             line,
             path,
@@ -89,7 +107,7 @@ impl<'a> ProblemSink<'a> {
     }
 
     pub fn count(&self) -> usize {
-        self.problems.len()
+        self.reports
     }
 
     /// Ends collection: `Ok(value)` if nothing was reported.
@@ -101,7 +119,26 @@ impl<'a> ProblemSink<'a> {
         }
     }
 
-    pub fn into_problems(self) -> Problems {
+    /// Ends collection. When some problem inside the document could not be given a line
+    /// because the line index stopped early, says where and why, so the user can fix that
+    /// first and get every line back.
+    pub fn into_problems(mut self) -> Problems {
+        let unlocated = self
+            .problems
+            .iter()
+            .any(|p| p.line.is_none() && !p.path.is_empty() && !p.path.starts_with('('));
+        if let (true, Some((line, reason))) = (unlocated, &self.index.stopped) {
+            let message = format!(
+                "problems after this line cannot be given line numbers: {reason} (the file is read leniently, but this is not strict YAML; fix it to get every line)"
+            );
+            let line = Some((*line).max(1));
+            self.problems.push(Problem {
+                file: self.file.clone(),
+                line,
+                path: String::new(),
+                message,
+            });
+        }
         Problems(self.problems)
     }
 }

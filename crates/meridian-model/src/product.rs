@@ -11,6 +11,9 @@ use crate::spec::ProductSpec;
 
 /// States per product are few; bounding them keeps per-state arrays tiny.
 pub const STATES_MAX: usize = 16;
+/// Replicas per partition, over all states. Far above any real replication factor; the bound
+/// keeps per-partition arrays small and sums of counts from overflowing.
+pub const REPLICAS_PER_PARTITION_MAX: u32 = 1024;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StateModel {
@@ -262,11 +265,21 @@ pub fn resolve_counts(
                     "a partition has at most one `{state}` (it is the leader state), not {count}"
                 ),
             ),
+            Some(_) if *count > REPLICAS_PER_PARTITION_MAX => sink.report(
+                format!("{path}.{state}"),
+                format!("{count} replicas per partition is more than the {REPLICAS_PER_PARTITION_MAX} supported"),
+            ),
             Some(s) => resolved[s.index()] = *count,
         }
     }
-    if resolved.iter().sum::<u32>() == 0 {
+    let total: u64 = resolved.iter().map(|&count| u64::from(count)).sum();
+    if total == 0 {
         sink.report(path.to_string(), "counts place no replica at all");
+    } else if total > u64::from(REPLICAS_PER_PARTITION_MAX) {
+        sink.report(
+            path.to_string(),
+            format!("{total} replicas per partition is more than the {REPLICAS_PER_PARTITION_MAX} supported"),
+        );
     }
     (sink.count() == before).then_some(resolved)
 }

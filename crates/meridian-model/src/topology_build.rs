@@ -55,6 +55,8 @@ struct Builder<'a> {
     nodes: Vec<NodeInfo>,
     node_specs: HashMap<&'a str, (usize, &'a NodeSpec)>,
     classes: &'a BTreeMap<String, NodeClassSpec>,
+    /// Where each domain is defined in the document, so later checks can point at it.
+    paths: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -97,6 +99,7 @@ impl<'a> Builder<'a> {
         });
         self.capacity.push(capacity);
         self.names.insert(name.to_string(), id);
+        self.paths.push(path.to_string());
         Some(id)
     }
 
@@ -327,9 +330,13 @@ impl<'a> Builder<'a> {
 }
 
 /// Builds and checks the topology. Returns `None` when a problem makes it unusable.
+///
+/// `node_positions[i]` is the index in the document's `nodes` list of `node_specs[i]` (they
+/// differ when an entry of the list could not be read), for the paths of problems.
 pub fn build_topology(
     spec: &TopologySpec,
     node_specs: &[NodeSpec],
+    node_positions: &[usize],
     classes: &BTreeMap<String, NodeClassSpec>,
     dims: &Dimensions,
     sink: &mut ProblemSink,
@@ -344,15 +351,17 @@ pub fn build_topology(
         nodes: Vec::new(),
         node_specs: HashMap::new(),
         classes,
+        paths: Vec::new(),
     };
+    let position = |i: usize| node_positions.get(i).copied().unwrap_or(i);
     for (i, node) in node_specs.iter().enumerate() {
         if builder
             .node_specs
-            .insert(node.name.as_str(), (i, node))
+            .insert(node.name.as_str(), (position(i), node))
             .is_some()
         {
             sink.report(
-                format!("nodes[{i}].name"),
+                format!("nodes[{}].name", position(i)),
                 format!("node `{}` is defined twice", node.name),
             );
         }
@@ -397,7 +406,7 @@ pub fn build_topology(
     for (i, node) in node_specs.iter().enumerate() {
         if !builder.names.contains_key(&node.name) {
             sink.report(
-                format!("nodes[{i}]"),
+                format!("nodes[{}]", position(i)),
                 format!("node `{}` is not placed in the network tree", node.name),
             );
         }
@@ -512,7 +521,9 @@ fn build_power(
                     domain.name,
                     levels[join_depth - 1]
                 );
-                sink.report("topology.power.domains", message);
+                // Reported where the unfed domain is defined: that names it, and the fix is
+                // to list it under one of the power tree's domains.
+                sink.report(builder.paths[index].clone(), message);
             }
         } else if level.power_depth.is_some() && level.network_depth.is_some() {
             builder.domains[index].power_parent = builder.domains[index].network_parent;
