@@ -36,6 +36,9 @@ pub struct Context<'a> {
     /// Per `level * dims + dim`: total limit and count of the level's limited domains.
     pub level_limit_sum: Vec<f64>,
     pub level_limited_count: Vec<f64>,
+    /// Per `domain * dims + dim`: 1 / (limit × balance target), 0 where unlimited; turns a
+    /// load into a pressure with one multiplication on the search's hot path.
+    pressure_scale: Vec<f64>,
     /// Network domains ordered leaves first (children before parents).
     bottom_up: Vec<DomainId>,
     /// Per `domain * dims + dim`: the largest node limit under the domain (network tree).
@@ -123,8 +126,9 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        Context {
+        let mut context = Context {
             fleet,
+            pressure_scale: Vec::new(),
             below_offsets,
             below_levels,
             level_limit_sum,
@@ -149,7 +153,20 @@ impl<'a> Context<'a> {
             },
             cost_scale: if max_cost > 0.0 { 1.0 / max_cost } else { 0.0 },
             size_scale: if max_size > 0.0 { 1.0 / max_size } else { 0.0 },
-        }
+        };
+        context.pressure_scale = (0..topology.domains.len() * dims)
+            .map(|cell| {
+                let domain = DomainId((cell / dims) as u32);
+                let limit = fleet.limit[cell];
+                if limit.is_finite() && limit > 0.0 {
+                    1.0 / (limit
+                        * context.balance_target(topology.domain(domain).level, cell % dims))
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        context
     }
 
     /// Domains whose constraints are first decided when the search enters `domain`.
@@ -197,11 +214,7 @@ impl<'a> Context<'a> {
 
     /// Utilization of a limit over its balance target (0 for unlimited domains).
     pub fn pressure(&self, domain: DomainId, dim: usize, load: f64) -> f64 {
-        let limit = self.fleet.limit[domain.index() * self.dims + dim];
-        if !limit.is_finite() || limit <= 0.0 {
-            return 0.0;
-        }
-        load / limit / self.balance_target(self.fleet.topology.domain(domain).level, dim)
+        load * self.pressure_scale[domain.index() * self.dims + dim]
     }
 }
 

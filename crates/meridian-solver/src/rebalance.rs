@@ -18,8 +18,8 @@ use crate::solve::Options;
 use crate::state::State;
 
 /// Nodes of a hot domain tried per relief attempt, and replicas per node.
-const HOT_NODES_TRIED_MAX: usize = 8;
-const REPLICAS_TRIED_MAX: usize = 24;
+const HOT_NODES_TRIED_MAX: usize = 4;
+const REPLICAS_TRIED_MAX: usize = 8;
 
 pub struct Outcome {
     pub moves: usize,

@@ -24,7 +24,7 @@ pub const PRESSURE_SUM_WEIGHT: f64 = 0.2;
 /// Once some node is in the queue, how many more subtrees the search may open looking for a
 /// better one. Bounds the work per replica on large fleets (a few racks, not all of them);
 /// the estimate orders subtrees so the ones opened are the likeliest to hold the best node.
-pub const EXPANSIONS_AFTER_FIRST_NODE_MAX: usize = 6;
+pub const EXPANSIONS_AFTER_FIRST_NODE_MAX: usize = 3;
 
 /// Bound on queue pops for one search, far above any real fleet's need (every domain once).
 pub const SEARCH_POPS_MAX: usize = 50_000_000;
@@ -327,9 +327,14 @@ fn estimate_below(
     request: &Request,
     domain: DomainId,
 ) -> (f64, f64) {
-    let node = node_pressure_estimate(context, state, request, domain);
+    // The coolest node per dimension is optimistic (the minima may come from different nodes);
+    // the node whose own peak is lowest is a realistic second opinion. Take the larger.
+    let node =
+        node_pressure_estimate(context, state, request, domain).max(state.node_peak_min(domain));
     let (mut peak, mut sum) = (node, node);
     for &level in context.levels_below(domain) {
+        // Levels between this domain and the node: their average. (Each subtree's coolest
+        // domain per level was tried as well; it cost more and placed no better.)
         let mut level_peak = 0.0f64;
         for &(x, h) in &request.heat {
             let cell = level.index() * context.dims + x;
@@ -341,8 +346,10 @@ fn estimate_below(
                 level_peak = level_peak.max(average / context.balance_target(level, x));
             }
         }
-        peak = peak.max(level_peak);
-        sum += level_peak;
+        if level_peak.is_finite() {
+            peak = peak.max(level_peak);
+            sum += level_peak;
+        }
     }
     (peak, sum)
 }
@@ -385,9 +392,7 @@ pub fn best_node(
         }
         let key = match topology.domain(domain).node {
             Some(node) => {
-                if !fleet.group(request.group).node_allowed(topology, node) {
-                    return false;
-                }
+                // A node's eligible count (checked above) is 1 exactly when the group may use it.
                 finish_node(context, request, node, &mut score);
                 score.total()
             }

@@ -131,7 +131,11 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
         ));
     }
     if options.rebalance && failures.is_empty() {
-        crate::shed::shed_excess(&context, &mut state, current_nodes, options);
+        // A full solve is already balanced by construction; shedding is for placements that
+        // grew unbalanced (a skewed start, a fleet that changed under them).
+        if options.mode == Mode::Repair {
+            crate::shed::shed_excess(&context, &mut state, current_nodes, options);
+        }
         let outcome = rebalance(&context, &mut state, &current_slots.slots, options);
         crate::settle::return_home(&context, &mut state, &current_slots.slots);
         stats.rebalance_moves = outcome.moves;

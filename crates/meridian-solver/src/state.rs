@@ -22,6 +22,8 @@ pub struct State {
     /// network tree (+∞ where no node has that resource). Guides the search toward subtrees
     /// that hold a cool node; kept in step with every placement.
     node_utilization_min: Vec<f64>,
+    /// Per domain: the lowest peak pressure (over all dimensions) of any node under it.
+    node_peak_min: Vec<f64>,
     /// Per `level * dims + dim`: load summed over the level's limited domains, for the
     /// search's estimate of the levels it has not reached yet.
     level_used: Vec<f64>,
@@ -52,6 +54,7 @@ impl State {
             slot_group,
             closed: vec![false; fleet.topology.domains.len()],
             node_utilization_min: Vec::new(),
+            node_peak_min: Vec::new(),
             level_used: vec![0.0; fleet.topology.levels.len() * context.dims],
         };
         for (index, slot) in slots.into_iter().enumerate() {
@@ -69,12 +72,41 @@ impl State {
         let fleet = context.fleet;
         let dims = context.dims;
         self.node_utilization_min = vec![f64::INFINITY; fleet.topology.domains.len() * dims];
+        self.node_peak_min = vec![f64::INFINITY; fleet.topology.domains.len()];
         for domain in context.bottom_up() {
             for x in 0..dims {
                 let value = self.own_or_children_min(context, *domain, x);
                 self.node_utilization_min[domain.index() * dims + x] = value;
             }
+            self.refresh_peak_min_at(context, *domain);
         }
+    }
+
+    /// Recomputes a domain's coolest-node peak from its own load (a node) or its children.
+    /// Returns whether it changed.
+    fn refresh_peak_min_at(&mut self, context: &Context, domain: DomainId) -> bool {
+        let topology = &context.fleet.topology;
+        let value = if topology.domain(domain).node.is_some() {
+            let base = domain.index() * context.dims;
+            (0..context.dims)
+                .map(|x| context.pressure(domain, x, self.used[base + x]))
+                .fold(0.0, f64::max)
+        } else {
+            topology
+                .domain(domain)
+                .network_children
+                .iter()
+                .map(|c| self.node_peak_min[c.index()])
+                .fold(f64::INFINITY, f64::min)
+        };
+        let changed = self.node_peak_min[domain.index()] != value;
+        self.node_peak_min[domain.index()] = value;
+        changed
+    }
+
+    /// The lowest peak pressure (over all dimensions) of any node under `domain` (network tree).
+    pub fn node_peak_min(&self, domain: DomainId) -> f64 {
+        self.node_peak_min[domain.index()]
     }
 
     fn own_or_children_min(&self, context: &Context, domain: DomainId, x: usize) -> f64 {
@@ -180,6 +212,13 @@ impl State {
     fn refresh_node_utilization_min(&mut self, context: &Context, node: NodeId, heat: &[f64]) {
         let topology = &context.fleet.topology;
         let dims = context.dims;
+        let mut cursor = Some(topology.node_domain(node));
+        while let Some(domain) = cursor {
+            if !self.refresh_peak_min_at(context, domain) {
+                break;
+            }
+            cursor = topology.domain(domain).network_parent;
+        }
         for (x, &h) in heat.iter().enumerate() {
             if h == 0.0 {
                 continue;
