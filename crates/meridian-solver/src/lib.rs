@@ -25,5 +25,5 @@ pub mod state;
 pub use diagnose::Failure;
 pub use engine::{Engine, RepairReport};
 pub use explain::{explain, Explanation};
-pub use quality::{quality, LevelQuality};
+pub use quality::{movement_lower_bound, quality, LevelQuality};
 pub use solve::{solve, Mode, Options, Solution, Stats};

@@ -67,3 +67,40 @@ pub fn quality(fleet: &Fleet, placement: &Placement) -> Vec<LevelQuality> {
     });
     rows
 }
+
+/// A lower bound on the data (GiB) any placement must move away from `before` to bring every
+/// node to at most `peak[dim]` utilization of its limit in each dimension: per node, the
+/// excess heat in its worst dimension times the fewest GiB per unit of that heat among the
+/// replicas on it. Valid for any target placement; used to judge how much a rebalance moved.
+pub fn movement_lower_bound(fleet: &Fleet, before: &Placement, peak: &[f64]) -> f64 {
+    let topology = &fleet.topology;
+    let dims = fleet.dims_count();
+    let mut used = vec![0.0; topology.nodes.len() * dims];
+    let mut cheapest = vec![f64::INFINITY; topology.nodes.len() * dims];
+    for (slot, s) in before.slots.iter().enumerate() {
+        let Some(node) = s.node() else { continue };
+        let (group, ..) = fleet.locate_slot(slot);
+        let group = fleet.group(group);
+        for (x, &h) in group.heat[s.state.index()].iter().enumerate() {
+            if h > 0.0 {
+                used[node.index() * dims + x] += h;
+                let cell = &mut cheapest[node.index() * dims + x];
+                *cell = cell.min(group.size_gib / h);
+            }
+        }
+    }
+    let mut total = 0.0;
+    for node in topology.node_ids() {
+        let limit = fleet.limit_of(topology.node_domain(node));
+        let mut worst = 0.0f64;
+        for x in 0..dims {
+            let cell = node.index() * dims + x;
+            let excess = used[cell] - peak[x] * limit[x];
+            if excess > 0.0 && cheapest[cell].is_finite() {
+                worst = worst.max(excess * cheapest[cell]);
+            }
+        }
+        total += worst;
+    }
+    total
+}
