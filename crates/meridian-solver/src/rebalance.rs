@@ -20,6 +20,9 @@ use crate::state::State;
 /// Nodes of a hot domain tried per relief attempt, and replicas per node.
 const HOT_NODES_TRIED_MAX: usize = 4;
 const REPLICAS_TRIED_MAX: usize = 8;
+/// Hot spots that could not be relieved, one after another, before the local search stops:
+/// past that point it is spending its time where nothing can be done.
+const FAILURES_IN_A_ROW_MAX: usize = 256;
 
 pub struct Outcome {
     pub moves: usize,
@@ -99,6 +102,7 @@ pub fn rebalance(
     let mut outcome = Outcome { moves: 0, swaps: 0 };
     let mut stuck: BTreeSet<(DomainId, usize)> = BTreeSet::new();
     let iterations_max = options.moves_max.saturating_mul(4).max(16);
+    let mut failures_in_a_row = 0usize;
     for _ in 0..iterations_max {
         let Some(hot) = heap.pop() else { break };
         let now = ratio(context, state, hot.domain, hot.dim);
@@ -114,6 +118,7 @@ pub fn rebalance(
         }
         match relieve(context, state, &mut node_slots, current, &hot, now, options) {
             Some((changed, moved)) => {
+                failures_in_a_row = 0;
                 if moved {
                     outcome.moves += 1;
                 } else {
@@ -144,6 +149,10 @@ pub fn rebalance(
             }
             None => {
                 stuck.insert((hot.domain, hot.dim));
+                failures_in_a_row += 1;
+                if failures_in_a_row >= FAILURES_IN_A_ROW_MAX {
+                    break;
+                }
             }
         }
     }
