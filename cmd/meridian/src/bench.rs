@@ -315,7 +315,7 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
     out.push_str("\nRebalance from a feasible, skewed start (`meridian gen --skew`):\n\n| replicas | worst peak/bound before | after, per level | time | moves | leader hand-offs | data moved | must move at least |\n|---:|---:|---|---:|---:|---:|---:|---:|\n");
     for m in rows {
         out.push_str(&format!(
-            "| {} | {:.3} | {} | {:.2} s | {} | {} | {:.0} GiB of {:.0} ({:.1}%) |\n",
+            "| {} | {:.3} | {} | {:.2} s | {} | {} | {:.0} GiB of {:.0} ({:.1}%) | {:.0} GiB ({:.1}%) |\n",
             m.replicas,
             m.skewed_worst_before,
             levels(&m.rebalance_worst_after),
@@ -324,7 +324,9 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
             m.rebalance_swaps,
             m.rebalance_moved_gib,
             m.total_gib,
-            100.0 * m.rebalance_moved_gib / m.total_gib.max(1e-9)
+            100.0 * m.rebalance_moved_gib / m.total_gib.max(1e-9),
+            m.rebalance_moved_gib_bound,
+            100.0 * m.rebalance_moved_gib_bound / m.total_gib.max(1e-9)
         ));
     }
     out.push_str("\nAlso measured: generation and parsing (not part of the solve):\n\n| replicas | generate | parse + validate | load into engine |\n|---:|---:|---:|---:|\n");
