@@ -233,6 +233,16 @@ impl Fleet {
         self.slot_count
     }
 
+    /// Whether a pin holds the replica in `slot` on `node`: it must neither move nor be
+    /// shed from there.
+    pub fn slot_pinned_on(&self, slot: usize, node: crate::ids::NodeId) -> bool {
+        let (group, partition, _) = self.locate_slot(slot);
+        self.group(group)
+            .pins
+            .iter()
+            .any(|pin| pin.partition == partition && pin.node == node)
+    }
+
     /// Maps a flat slot index back to (group, partition, replica index within the partition).
     pub fn locate_slot(&self, slot: usize) -> (GroupId, u32, usize) {
         let g = self.groups.partition_point(|g| g.slot_offset <= slot) - 1;

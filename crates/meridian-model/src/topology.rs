@@ -131,6 +131,14 @@ impl Topology {
         self.node_region[node.index()]
     }
 
+    /// The region whose domain is `domain`, if it is one.
+    pub fn region_of_domain(&self, domain: DomainId) -> Option<RegionId> {
+        self.regions
+            .iter()
+            .position(|r| r.domain == Some(domain))
+            .map(|i| RegionId(i as u16))
+    }
+
     pub fn region_by_name(&self, name: &str) -> Option<RegionId> {
         self.regions
             .iter()

@@ -192,17 +192,6 @@ fn relieve(
     None
 }
 
-/// Whether a pin holds the replica in `slot` on `node` (then it must not move or change role).
-fn pinned_here(context: &Context, slot: usize, node: NodeId) -> bool {
-    let fleet = context.fleet;
-    let (group, partition, _) = fleet.locate_slot(slot);
-    fleet
-        .group(group)
-        .pins
-        .iter()
-        .any(|pin| pin.partition == partition && pin.node == node)
-}
-
 /// Replicas on `node` that carry heat in `dim`, cheapest to move (bytes per heat) first.
 fn candidates(
     context: &Context,
@@ -218,7 +207,8 @@ fn candidates(
         .filter_map(|slot| {
             let group = fleet.group(state.group_of(slot));
             let heat = group.heat[state.slots[slot].state.index()][dim];
-            (heat > 0.0 && !pinned_here(context, slot, node)).then(|| (group.size_gib / heat, slot))
+            (heat > 0.0 && !context.fleet.slot_pinned_on(slot, node))
+                .then(|| (group.size_gib / heat, slot))
         })
         .collect();
     list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -263,7 +253,7 @@ fn try_leader_swap(
                 continue;
             };
             if sibling == slot
-                || pinned_here(context, sibling, other)
+                || context.fleet.slot_pinned_on(sibling, other)
                 || fleet.topology.chain(other).contains(&hot.domain)
                 || state.node_closed(context, other)
             {

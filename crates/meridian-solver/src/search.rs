@@ -180,14 +180,9 @@ pub fn evaluate_domains(
 
 fn gravity(context: &Context, request: &Request, region_domain: DomainId) -> f64 {
     let topology = &context.fleet.topology;
-    let Some(region) = topology
-        .regions
-        .iter()
-        .position(|r| r.domain == Some(region_domain))
-    else {
+    let Some(region) = topology.region_of_domain(region_domain) else {
         return 0.0;
     };
-    let region = meridian_model::RegionId(region as u16);
     let access = &context.fleet.group(request.group).access;
     let latency: f64 = access
         .iter()
@@ -204,14 +199,9 @@ fn egress_cost(context: &Context, request: &Request, region_domain: DomainId) ->
     if group.reads_gib_per_month == 0.0 {
         return 0.0;
     }
-    let Some(region) = topology
-        .regions
-        .iter()
-        .position(|r| r.domain == Some(region_domain))
-    else {
+    let Some(region) = topology.region_of_domain(region_domain) else {
         return 0.0;
     };
-    let region = meridian_model::RegionId(region as u16);
     let per_gib: f64 = group
         .access
         .iter()

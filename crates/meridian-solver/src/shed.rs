@@ -101,7 +101,7 @@ fn lift(
             let mut slots: Vec<(f64, usize)> = node_slots[node.index()]
                 .iter()
                 .map(|&s| s as usize)
-                .filter(|&slot| !pinned(context, slot, node))
+                .filter(|&slot| !context.fleet.slot_pinned_on(slot, node))
                 .filter_map(|slot| {
                     let group = fleet.group(state.group_of(slot));
                     let heat = group.heat[state.slots[slot].state.index()][dim];
@@ -124,16 +124,6 @@ fn lift(
         }
     }
     lifted
-}
-
-fn pinned(context: &Context, slot: usize, node: NodeId) -> bool {
-    let fleet = context.fleet;
-    let (group, partition, _) = fleet.locate_slot(slot);
-    fleet
-        .group(group)
-        .pins
-        .iter()
-        .any(|pin| pin.partition == partition && pin.node == node)
 }
 
 /// Sheds excess in rounds (see the module documentation). If a lifted replica finds no node,
