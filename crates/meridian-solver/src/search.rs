@@ -315,6 +315,7 @@ fn estimate_below(
     context: &Context,
     state: &State,
     request: &Request,
+    level_average: &[f64],
     domain: DomainId,
 ) -> (f64, f64) {
     // The coolest node per dimension is optimistic (the minima may come from different nodes);
@@ -325,23 +326,34 @@ fn estimate_below(
     for &level in context.levels_below(domain) {
         // Levels between this domain and the node: their average. (Each subtree's coolest
         // domain per level was tried as well; it cost more and placed no better.)
-        let mut level_peak = 0.0f64;
-        for &(x, h) in &request.heat {
-            let cell = level.index() * context.dims + x;
-            let limit = context.level_limit_sum[cell];
-            if limit > 0.0 {
-                let average = (state.level_used(level, x, context.dims)
-                    + h * context.level_limited_count[cell])
-                    / limit;
-                level_peak = level_peak.max(average / context.balance_target(level, x));
-            }
-        }
-        if level_peak.is_finite() {
-            peak = peak.max(level_peak);
-            sum += level_peak;
-        }
+        let level_peak = level_average[level.index()];
+        peak = peak.max(level_peak);
+        sum += level_peak;
     }
     (peak, sum)
+}
+
+/// Per level, the pressure an average domain of it would reach with the replica: the same for
+/// every subtree a search looks at, so computed once per search.
+fn level_averages(context: &Context, state: &State, request: &Request) -> Vec<f64> {
+    let levels = context.fleet.topology.levels.len();
+    (0..levels)
+        .map(|l| {
+            let level = meridian_model::LevelId(l as u16);
+            let mut level_peak = 0.0f64;
+            for &(x, h) in &request.heat {
+                let cell = l * context.dims + x;
+                let limit = context.level_limit_sum[cell];
+                if limit > 0.0 {
+                    let average = (state.level_used(level, x, context.dims)
+                        + h * context.level_limited_count[cell])
+                        / limit;
+                    level_peak = level_peak.max(average / context.balance_target(level, x));
+                }
+            }
+            level_peak
+        })
+        .collect()
 }
 
 /// A cheap, well-mixed hash (splitmix64) for seeded tie-breaks between equal scores.
@@ -363,6 +375,7 @@ pub fn best_node(
     let topology = &fleet.topology;
     let balance_weight = fleet.objectives.balance;
     let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
+    let level_average = level_averages(context, state, request);
     let mut heap = BinaryHeap::new();
     let push = |heap: &mut BinaryHeap<Entry>, domain: DomainId, parent: Score| -> bool {
         if context.eligible_under(request.group, domain) == 0 {
@@ -387,7 +400,8 @@ pub fn best_node(
                 score.total()
             }
             None => {
-                let (estimate_peak, estimate_sum) = estimate_below(context, state, request, domain);
+                let (estimate_peak, estimate_sum) =
+                    estimate_below(context, state, request, &level_average, domain);
                 let peak = score.peak_pressure.max(estimate_peak);
                 score.total()
                     + balance_weight
