@@ -72,6 +72,22 @@ fn chain_ratio_with(context: &Context, state: &State, node: NodeId, heat: &[f64]
     worst
 }
 
+/// Queues every dimension of `domain` whose pressure is above `goal`.
+fn queue_if_hot(
+    context: &Context,
+    state: &State,
+    heap: &mut BinaryHeap<Hot>,
+    domain: DomainId,
+    goal: f64,
+) {
+    for dim in 0..context.dims {
+        let ratio = ratio(context, state, domain, dim);
+        if ratio > goal {
+            heap.push(Hot { ratio, domain, dim });
+        }
+    }
+}
+
 pub fn rebalance(
     context: &Context,
     state: &mut State,
@@ -86,18 +102,10 @@ pub fn rebalance(
             node_slots[node.index()].push(slot as u32);
         }
     }
+    let goal = 1.0 + options.tolerance;
     let mut heap = BinaryHeap::new();
     for domain in topology.domain_ids() {
-        for dim in 0..context.dims {
-            let r = ratio(context, state, domain, dim);
-            if r > 1.0 + options.tolerance {
-                heap.push(Hot {
-                    ratio: r,
-                    domain,
-                    dim,
-                });
-            }
-        }
+        queue_if_hot(context, state, &mut heap, domain, goal);
     }
     let mut outcome = Outcome { moves: 0, swaps: 0 };
     let mut stuck: BTreeSet<(DomainId, usize)> = BTreeSet::new();
@@ -124,26 +132,12 @@ pub fn rebalance(
                 } else {
                     outcome.swaps += 1;
                 }
-                // The relieved domain may still be hot: it goes back in the queue.
-                let again = ratio(context, state, hot.domain, hot.dim);
-                if again > 1.0 + options.tolerance {
-                    heap.push(Hot {
-                        ratio: again,
-                        ..hot
-                    });
-                }
+                // The relieved domain may still be hot: it goes back in the queue, and so does
+                // every domain that took load.
+                queue_if_hot(context, state, &mut heap, hot.domain, goal);
                 for node in changed {
                     for &domain in topology.chain(node) {
-                        for dim in 0..context.dims {
-                            let r = ratio(context, state, domain, dim);
-                            if r > 1.0 + options.tolerance {
-                                heap.push(Hot {
-                                    ratio: r,
-                                    domain,
-                                    dim,
-                                });
-                            }
-                        }
+                        queue_if_hot(context, state, &mut heap, domain, goal);
                     }
                 }
             }
