@@ -148,6 +148,40 @@ proptest! {
     }
 
     #[test]
+    fn after_capacity_shrinks_repair_moves_only_from_domains_over_their_limit(shape in strategies::shape(), seed in 0u64..1000, shrink in 0.5f64..0.95) {
+        let fleet = load(&shape);
+        prop_assume!(fleet.is_some());
+        let fleet = fleet.unwrap();
+        let before = solve(&fleet, &[], &full(seed));
+        prop_assume!(before.is_complete());
+        // The same fleet with smaller nodes: as if every task had grown by 1 / shrink.
+        let mut smaller_shape = shape.clone();
+        smaller_shape.capacity_scale *= shrink;
+        let smaller = load(&smaller_shape);
+        prop_assume!(smaller.is_some());
+        let smaller = smaller.unwrap();
+        let current = before.placement.to_doc(&fleet).resolve(&smaller, "current").unwrap().replicas;
+        let options = Options { mode: Mode::Repair, seed, rebalance: false, ..Options::default() };
+        let after = solve(&smaller, &current, &options);
+        let placed = replicas(&smaller, &after.placement);
+        let violations: Vec<_> = check(&smaller, &placed).into_iter().filter(|v| v.kind != ViolationKind::Count || after.is_complete()).collect();
+        prop_assert!(violations.is_empty(), "violations: {violations:?}");
+        // Domains over their limit under the old placement are the only places replicas leave.
+        let over = check(&smaller, &current).into_iter().filter(|v| v.kind == ViolationKind::Capacity).count();
+        let context = Context::new(&smaller);
+        let old_state = State::new(&context, meridian_solver::current::to_slots(&smaller, &current).0.slots);
+        let over_limit = |domain: meridian_model::DomainId| (0..context.dims).any(|x| old_state.used_of(domain, context.dims)[x] > smaller.limit_of(domain)[x] * (1.0 + 1e-9));
+        for replica in &current {
+            if smaller.topology.chain(replica.node).iter().all(|d| !over_limit(*d)) {
+                prop_assert!(placed.iter().any(|p| p.group == replica.group && p.partition == replica.partition && p.node == replica.node), "a replica under no over-limit domain moved");
+            }
+        }
+        if over == 0 {
+            prop_assert_eq!(after.stats.moved, 0);
+        }
+    }
+
+    #[test]
     fn a_node_joining_moves_nothing_in_repair(shape in strategies::shape(), seed in 0u64..1000) {
         let fleet = load(&shape);
         prop_assume!(fleet.is_some());
