@@ -62,19 +62,10 @@ pub fn lower_bounds(fleet: &Fleet) -> Bounds {
         .map(|x| demands.iter().map(|d| d[x]).sum())
         .collect();
     // Distinct node sets groups are confined to.
-    let mut pools: Vec<Vec<bool>> = Vec::new();
-    let mut pool_of_group = Vec::with_capacity(fleet.groups.len());
-    for group in &fleet.groups {
-        let set: Vec<bool> = topology
-            .node_ids()
-            .map(|n| group.node_allowed(topology, n))
-            .collect();
-        let index = pools.iter().position(|p| *p == set).unwrap_or_else(|| {
-            pools.push(set);
-            pools.len() - 1
-        });
-        pool_of_group.push(index);
-    }
+    let crate::pools::Pools {
+        of_group: pool_of_group,
+        nodes: pools,
+    } = crate::pools::pools(fleet);
     let subset = |a: &[bool], b: &[bool]| a.iter().zip(b).all(|(x, y)| !x || *y);
     let confined: Vec<Vec<f64>> = pools
         .iter()

@@ -2,8 +2,6 @@
 //! domains become known at each step of the tree search, and the lower bounds that balance is
 //! measured against.
 
-use std::collections::BTreeMap;
-
 use meridian_model::{DomainId, Fleet, GroupId, LevelId, NodeId};
 
 /// Precomputed, immutable per-fleet data.
@@ -218,43 +216,24 @@ impl<'a> Context<'a> {
     }
 }
 
-/// What makes two groups' eligible nodes the same: selector labels and allowed regions.
-type ClassKey = (Vec<(String, String)>, Option<Vec<u16>>);
-
-/// Groups with equal selector and regions share one class of eligible nodes.
+/// Per group its pool, and per pool the count of its nodes under every domain.
 fn eligibility(fleet: &Fleet) -> (Vec<usize>, Vec<Vec<u32>>) {
     let topology = &fleet.topology;
-    let mut classes: BTreeMap<ClassKey, usize> = BTreeMap::new();
-    let mut class_of_group = Vec::with_capacity(fleet.groups.len());
-    let mut eligible: Vec<Vec<u32>> = Vec::new();
-    for group in &fleet.groups {
-        let key = (
-            group
-                .selector
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            group
-                .regions
-                .as_ref()
-                .map(|r| r.iter().map(|x| x.0).collect()),
-        );
-        let next = classes.len();
-        let class = *classes.entry(key).or_insert(next);
-        if class == eligible.len() {
+    let pools = crate::pools::pools(fleet);
+    let eligible = pools
+        .nodes
+        .iter()
+        .map(|members| {
             let mut counts = vec![0u32; topology.domains.len()];
-            for node in topology.node_ids() {
-                if group.node_allowed(topology, node) {
-                    for domain in topology.chain(node) {
-                        counts[domain.index()] += 1;
-                    }
+            for node in topology.node_ids().filter(|n| members[n.index()]) {
+                for domain in topology.chain(node) {
+                    counts[domain.index()] += 1;
                 }
             }
-            eligible.push(counts);
-        }
-        class_of_group.push(class);
-    }
-    (class_of_group, eligible)
+            counts
+        })
+        .collect();
+    (pools.of_group, eligible)
 }
 
 /// For each network domain X: the domains every node under X shares, minus those every node

@@ -12,6 +12,7 @@ pub mod current;
 pub mod diagnose;
 pub mod engine;
 pub mod explain;
+pub mod pools;
 pub mod quality;
 pub mod rebalance;
 pub mod repair;
