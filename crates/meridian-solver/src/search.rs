@@ -1,11 +1,13 @@
-//! Finding the best node for one replica: a best-first search down the network tree.
+//! Finding a node for one replica: a bounded best-first search down the network tree.
 //!
 //! Each network domain the search enters decides some constraints for good (the domains every
-//! node under it shares: the rack, and through the rack its PDU and feed). The score of a
-//! partial path never decreases as the search goes down (pressure is a max over more domains,
-//! the other terms only add), so the first node popped from the queue is the best node of the
-//! whole fleet under the score — exactly what [`score_node`] computes for a single node, which
-//! `explain` and the tests use to check the search.
+//! node under it shares: the rack, and through the rack its PDU and feed). A subtree is queued
+//! under its exact partial score plus an estimate of what the levels below it will add; the
+//! estimate orders the search but is not a bound, and after the first node is queued only a few
+//! more subtrees are opened. So the node returned is the best the search saw, scored exactly as
+//! [`score_node`] scores it — usually, not provably, the best of the fleet (the tests measure
+//! how often). Until a node is found the search is exhaustive: if any node can take the
+//! replica, it finds one.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
