@@ -39,6 +39,12 @@ pub fn parse_quantities(
     values
 }
 
+#[derive(Clone, Copy)]
+enum Tree {
+    Network,
+    Power,
+}
+
 /// The power tree's levels and the depth at which it joins the network tree.
 #[derive(Clone, Copy)]
 struct PowerLevels<'a> {
@@ -103,6 +109,47 @@ impl<'a> Builder<'a> {
         Some(id)
     }
 
+    /// Adds one domain of either tree with its capacity, links it under `parent` in that tree,
+    /// and reports a domain without children. Returns `None` if the name is taken.
+    fn tree_domain(
+        &mut self,
+        spec: &DomainSpec,
+        level: LevelId,
+        parent: Option<DomainId>,
+        tree: Tree,
+        path: &str,
+        sink: &mut ProblemSink,
+    ) -> Option<DomainId> {
+        let capacity = parse_quantities(
+            &spec.capacity,
+            self.dims,
+            f64::INFINITY,
+            &format!("{path}.capacity"),
+            "capacity",
+            sink,
+        );
+        let id = self.new_domain(&spec.name, level, capacity, path, sink)?;
+        if let Some(parent) = parent {
+            match tree {
+                Tree::Network => self.domains[parent.index()].network_children.push(id),
+                Tree::Power => self.domains[parent.index()].power_children.push(id),
+            }
+        }
+        match tree {
+            Tree::Network => self.domains[id.index()].network_parent = parent,
+            Tree::Power => self.domains[id.index()].power_parent = parent,
+        }
+        if spec.children.is_empty() {
+            let message = format!(
+                "{} `{}` has no children",
+                self.levels[level.index()].name,
+                spec.name
+            );
+            sink.report(format!("{path}.children"), message);
+        }
+        Some(id)
+    }
+
     /// Adds one network domain and its subtree; `depth` indexes `levels`.
     fn network_domain(
         &mut self,
@@ -113,33 +160,12 @@ impl<'a> Builder<'a> {
         path: &str,
         sink: &mut ProblemSink,
     ) {
-        let capacity = parse_quantities(
-            &spec.capacity,
-            self.dims,
-            f64::INFINITY,
-            &format!("{path}.capacity"),
-            "capacity",
-            sink,
-        );
-        let Some(id) = self.new_domain(&spec.name, levels[depth], capacity, path, sink) else {
+        let Some(id) = self.tree_domain(spec, levels[depth], parent, Tree::Network, path, sink)
+        else {
             return;
         };
-        self.domains[id.index()].network_parent = parent;
-        if let Some(parent) = parent {
-            self.domains[parent.index()].network_children.push(id);
-        }
         let child_depth = depth + 1;
         let child_is_node = child_depth == levels.len() - 1;
-        if spec.children.is_empty() {
-            sink.report(
-                format!("{path}.children"),
-                format!(
-                    "{} `{}` has no children",
-                    self.levels[levels[depth].index()].name,
-                    spec.name
-                ),
-            );
-        }
         for (i, child) in spec.children.iter().enumerate() {
             let at = format!("{path}.children[{i}]");
             match (child, child_is_node) {
@@ -246,31 +272,10 @@ impl<'a> Builder<'a> {
         path: &str,
         sink: &mut ProblemSink,
     ) {
-        let capacity = parse_quantities(
-            &spec.capacity,
-            self.dims,
-            f64::INFINITY,
-            &format!("{path}.capacity"),
-            "capacity",
-            sink,
-        );
-        let Some(id) = self.new_domain(&spec.name, levels.ids[depth], capacity, path, sink) else {
+        let Some(id) = self.tree_domain(spec, levels.ids[depth], parent, Tree::Power, path, sink)
+        else {
             return;
         };
-        self.domains[id.index()].power_parent = parent;
-        if let Some(parent) = parent {
-            self.domains[parent.index()].power_children.push(id);
-        }
-        if spec.children.is_empty() {
-            sink.report(
-                format!("{path}.children"),
-                format!(
-                    "{} `{}` has no children",
-                    self.levels[levels.ids[depth].index()].name,
-                    spec.name
-                ),
-            );
-        }
         let join_level = levels.ids[levels.join_depth];
         for (i, child) in spec.children.iter().enumerate() {
             let at = format!("{path}.children[{i}]");
