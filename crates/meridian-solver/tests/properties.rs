@@ -21,6 +21,13 @@ fn load(shape: &Shape) -> Option<Fleet> {
     Fleet::from_yaml(&fleet_yaml(shape), "prop.yaml").ok()
 }
 
+/// Random fleet shapes that pass validation, with their fleets.
+fn loaded() -> impl Strategy<Value = (Shape, Fleet)> {
+    strategies::shape().prop_filter_map("the shape fails validation", |shape| {
+        load(&shape).map(|fleet| (shape, fleet))
+    })
+}
+
 fn replicas(fleet: &Fleet, placement: &Placement) -> Vec<Replica> {
     placement
         .to_doc(fleet)
@@ -41,10 +48,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_hard_constraint_holds(shape in strategies::shape(), seed in 0u64..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn every_hard_constraint_holds((_, fleet) in loaded(), seed in 0u64..1000) {
         let solution = solve(&fleet, &[], &full(seed));
         let violations = check(&fleet, &replicas(&fleet, &solution.placement));
         if solution.is_complete() {
@@ -57,20 +61,14 @@ proptest! {
     }
 
     #[test]
-    fn same_inputs_and_seed_give_the_same_placement(shape in strategies::shape(), seed in 0u64..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn same_inputs_and_seed_give_the_same_placement((_, fleet) in loaded(), seed in 0u64..1000) {
         let a = solve(&fleet, &[], &full(seed));
         let b = solve(&fleet, &[], &full(seed));
         prop_assert_eq!(a.placement, b.placement);
     }
 
     #[test]
-    fn repair_after_node_loss_moves_only_the_lost_replicas(shape in strategies::shape(), seed in 0u64..1000, victim in 0usize..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn repair_after_node_loss_moves_only_the_lost_replicas((_, fleet) in loaded(), seed in 0u64..1000, victim in 0usize..1000) {
         let before = solve(&fleet, &[], &full(seed));
         prop_assume!(before.is_complete());
         let current = replicas(&fleet, &before.placement);
@@ -94,10 +92,7 @@ proptest! {
     }
 
     #[test]
-    fn the_in_memory_engine_repairs_a_failed_rack_minimally(shape in strategies::shape(), seed in 0u64..1000, victim in 0usize..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn the_in_memory_engine_repairs_a_failed_rack_minimally((_, fleet) in loaded(), seed in 0u64..1000, victim in 0usize..1000) {
         let before = solve(&fleet, &[], &full(seed));
         prop_assume!(before.is_complete());
         let racks: Vec<_> = fleet.topology.domain_ids().filter(|d| fleet.topology.level_name(fleet.topology.domain(*d).level) == "rack").collect();
@@ -123,10 +118,7 @@ proptest! {
     }
 
     #[test]
-    fn rebalance_keeps_every_constraint_and_never_raises_the_peak(shape in strategies::shape(), seed in 0u64..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn rebalance_keeps_every_constraint_and_never_raises_the_peak((_, fleet) in loaded(), seed in 0u64..1000) {
         let start = solve(&fleet, &[], &Options { mode: Mode::Full, seed, rebalance: false, ..Options::default() });
         prop_assume!(start.is_complete());
         let current = replicas(&fleet, &start.placement);
@@ -148,10 +140,7 @@ proptest! {
     }
 
     #[test]
-    fn after_capacity_shrinks_repair_moves_only_from_domains_over_their_limit(shape in strategies::shape(), seed in 0u64..1000, shrink in 0.5f64..0.95) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn after_capacity_shrinks_repair_moves_only_from_domains_over_their_limit((shape, fleet) in loaded(), seed in 0u64..1000, shrink in 0.5f64..0.95) {
         let before = solve(&fleet, &[], &full(seed));
         prop_assume!(before.is_complete());
         // The same fleet with smaller nodes: as if every task had grown by 1 / shrink.
@@ -182,10 +171,7 @@ proptest! {
     }
 
     #[test]
-    fn a_node_joining_moves_nothing_in_repair(shape in strategies::shape(), seed in 0u64..1000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn a_node_joining_moves_nothing_in_repair((shape, fleet) in loaded(), seed in 0u64..1000) {
         let before = solve(&fleet, &[], &full(seed));
         prop_assume!(before.is_complete());
         let current = replicas(&fleet, &before.placement);
@@ -202,10 +188,7 @@ proptest! {
     }
 
     #[test]
-    fn the_search_is_complete_and_scores_exactly(shape in strategies::shape(), seed in 0u64..1000, pick in 0usize..10_000) {
-        let fleet = load(&shape);
-        prop_assume!(fleet.is_some());
-        let fleet = fleet.unwrap();
+    fn the_search_is_complete_and_scores_exactly((_, fleet) in loaded(), seed in 0u64..1000, pick in 0usize..10_000) {
         let solution = solve(&fleet, &[], &full(seed));
         let context = Context::new(&fleet);
         let mut state = State::new(&context, solution.placement.slots.clone());
