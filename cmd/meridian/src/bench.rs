@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Write the markdown report here as well as to stdout.
     #[arg(long)]
     pub report: Option<String>,
+    /// Largest size at which to solve the LP relaxation bound (it grows with groups × racks).
+    #[arg(long, default_value_t = 100_000)]
+    pub lp_max: usize,
 }
 
 #[derive(Args)]
@@ -36,6 +39,8 @@ pub struct BenchOneArgs {
     pub seed: u64,
     #[arg(long)]
     pub skew: f64,
+    #[arg(long)]
+    pub lp: bool,
 }
 
 /// One size's measurements (the child's JSON output).
@@ -51,6 +56,8 @@ pub struct Measurement {
     pub full_placed: usize,
     /// Worst peak/lower-bound ratio per level after the full solve: (level, dimension, ratio).
     pub full_worst: Vec<(String, String, f64)>,
+    /// The LP relaxation's worst ratio (no placement does better) and the time to solve it.
+    pub relaxed: Option<(meridian_solver::relaxation::RelaxedBound, f64)>,
     pub engine_load_s: f64,
     pub repair_lost: usize,
     pub repair_engine_ms: f64,
@@ -127,6 +134,13 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         );
     }
     let full_worst = worst_per_level(&meridian_solver::quality(&fleet, &full.placement));
+    let relaxed = if args.lp {
+        let start = Instant::now();
+        let bound = meridian_solver::relaxation::relaxed_bound(&fleet).map_err(|e| anyhow!(e))?;
+        Some((bound, seconds(start)))
+    } else {
+        None
+    };
 
     // Repair after the busiest node fails: the in-memory engine, then the stateless path.
     let mut per_node = vec![0usize; fleet.topology.nodes.len()];
@@ -239,6 +253,7 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         rebalance_moved_gib: rebalanced.stats.moved_gib,
         rebalance_moved_gib_bound,
         total_gib,
+        relaxed,
         peak_rss_mib: peak_rss_mib(),
     };
     println!("{}", serde_json::to_string(&measurement)?);
@@ -260,6 +275,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 "--skew",
                 &args.skew.to_string(),
             ])
+            .args((replicas <= args.lp_max).then_some("--lp"))
             .output()
             .context("running a bench child")?;
         if !output.status.success() {
@@ -292,10 +308,11 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
     let mut out = String::new();
     let sizes: Vec<String> = args.sizes.iter().map(|s| s.to_string()).collect();
     out.push_str(&format!(
-        "Command: `meridian bench --sizes {} --seed {} --skew {}`\n\n",
+        "Command: `meridian bench --sizes {} --seed {} --skew {} --lp-max {}`\n\n",
         sizes.join(","),
         args.seed,
-        args.skew
+        args.skew,
+        args.lp_max
     ));
     out.push_str("| replicas | nodes | domains | full solve | peak RSS | repair, engine | repair, stateless | worst peak/bound after full solve |\n|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for m in rows {
@@ -328,6 +345,27 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
             m.rebalance_moved_gib_bound,
             100.0 * m.rebalance_moved_gib_bound / m.total_gib.max(1e-9)
         ));
+    }
+    out.push_str("\nAgainst the LP relaxation bound (`meridian_solver::relaxation`: no placement, even a fractional one, has a lower worst ratio):\n\n| replicas | worst ratio after full solve | LP bound | above the LP bound | LP size (variables × constraints, cells) | LP time |\n|---:|---:|---:|---:|---|---:|\n");
+    for m in rows {
+        let worst = m.full_worst.iter().map(|w| w.2).fold(0.0, f64::max);
+        match &m.relaxed {
+            Some((bound, time)) => out.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:.1}% | {} × {}, {} cells | {:.2} s |\n",
+                m.replicas,
+                worst,
+                bound.worst_ratio,
+                100.0 * (worst / bound.worst_ratio - 1.0),
+                bound.variables,
+                bound.constraints,
+                bound.cells,
+                time
+            )),
+            None => out.push_str(&format!(
+                "| {} | {:.3} | not computed (above --lp-max) | | | |\n",
+                m.replicas, worst
+            )),
+        }
     }
     out.push_str("\nAlso measured: generation and parsing (not part of the solve):\n\n| replicas | generate | parse + validate | load into engine |\n|---:|---:|---:|---:|\n");
     for m in rows {

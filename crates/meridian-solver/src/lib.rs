@@ -15,6 +15,7 @@ pub mod explain;
 pub mod pools;
 pub mod quality;
 pub mod rebalance;
+pub mod relaxation;
 pub mod repair;
 pub mod score;
 pub mod search;
