@@ -174,10 +174,13 @@ fn relieve(
         nodes.truncate(HOT_NODES_TRIED_MAX);
     }
     nodes.sort_by(hottest_first);
-    for &node in nodes.iter().take(HOT_NODES_TRIED_MAX) {
+    // Hand-offs first on every hot node: they move no data and cost no search.
+    for &node in &nodes {
         if let Some(partner) = try_leader_swap(context, state, node_slots, node, hot, now) {
             return Some((vec![partner], false));
         }
+    }
+    for &node in &nodes {
         if let Some(target) = try_move(context, state, node_slots, current, node, hot, now, options)
         {
             return Some((vec![target], true));

@@ -262,8 +262,10 @@ struct Entry {
     key: f64,
     tie: u64,
     domain: DomainId,
-    /// Exact score of the domains decided so far (the full score for a node).
-    score: Score,
+    /// Index of the exact score of the domains decided so far (the full score for a node) in
+    /// the search's score arena: the heap moves entries on every push and pop, so they stay
+    /// small.
+    score: u32,
 }
 
 impl PartialEq for Entry {
@@ -379,7 +381,12 @@ pub fn best_node(
     let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
     let level_average = level_averages(context, state, request);
     let mut heap = BinaryHeap::new();
-    let push = |heap: &mut BinaryHeap<Entry>, domain: DomainId, parent: Score| -> bool {
+    let mut scores: Vec<Score> = Vec::new();
+    let push = |heap: &mut BinaryHeap<Entry>,
+                scores: &mut Vec<Score>,
+                domain: DomainId,
+                parent: Score|
+     -> bool {
         if context.eligible_under(request.group, domain) == 0 {
             return false;
         }
@@ -414,20 +421,22 @@ pub fn best_node(
             key,
             tie: mix(salt ^ domain.0 as u64),
             domain,
-            score,
+            score: scores.len() as u32,
         });
+        scores.push(score);
         topology.domain(domain).node.is_some()
     };
     for &root in &context.roots {
-        push(&mut heap, root, Score::default());
+        push(&mut heap, &mut scores, root, Score::default());
     }
     let mut node_seen = false;
     let mut expansions_after_node = 0usize;
     for _ in 0..SEARCH_POPS_MAX {
         let entry = heap.pop()?;
         let domain = topology.domain(entry.domain);
+        let score = scores[entry.score as usize];
         if let Some(node) = domain.node {
-            return Some((node, entry.score));
+            return Some((node, score));
         }
         if node_seen {
             if expansions_after_node >= EXPANSIONS_AFTER_FIRST_NODE_MAX {
@@ -436,7 +445,7 @@ pub fn best_node(
             expansions_after_node += 1;
         }
         for &child in &domain.network_children {
-            node_seen |= push(&mut heap, child, entry.score);
+            node_seen |= push(&mut heap, &mut scores, child, score);
         }
     }
     None
