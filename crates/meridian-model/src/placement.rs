@@ -49,6 +49,24 @@ impl Placement {
         self.slots.iter().filter(|s| s.node != UNASSIGNED).count()
     }
 
+    /// Every assigned replica, in slot order.
+    pub fn replicas(&self, fleet: &Fleet) -> Vec<Replica> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| {
+                let node = s.node()?;
+                let (group, partition, _) = fleet.locate_slot(slot);
+                Some(Replica {
+                    group,
+                    partition,
+                    node,
+                    state: s.state,
+                })
+            })
+            .collect()
+    }
+
     /// The document form, with names.
     pub fn to_doc(&self, fleet: &Fleet) -> PlacementDoc {
         let groups = fleet

@@ -1,0 +1,180 @@
+//! A lower bound on the makespan of any plan for the same change, so a plan's length can be
+//! judged against the physics: the bytes that must cross a resource over what it can spare,
+//! the biggest copy at the fastest allowed rate, the concurrency and byte-budget limits.
+//!
+//! Valid for every routing: a resource is charged only with the copies that cross it whichever
+//! source they use (the target's disk and NIC, and the target side of the tree below the
+//! closest any source comes), and its spare capacity is what the replicas staying throughout
+//! leave free.
+
+use meridian_model::{Fleet, NodeId, Placement};
+
+use crate::ledger::{describe, Ledger};
+use crate::options::Options;
+use crate::path::{per_rate, route, BITS_PER_BYTE};
+use crate::plan::MakespanBound;
+use crate::schedule::PartView;
+
+const BYTES_PER_MB: f64 = 1e6;
+
+pub fn makespan_bound(
+    fleet: &Fleet,
+    current: &Placement,
+    parts: &[PartView],
+    options: &Options,
+    failed: &[bool],
+) -> MakespanBound {
+    let failed_nodes: Vec<NodeId> = (0..failed.len())
+        .filter(|&n| failed[n])
+        .map(|n| NodeId(n as u32))
+        .collect();
+    let mut floor = Ledger::new(fleet, current, &failed_nodes);
+    // What stays for the whole plan: the starting load less every replica that leaves, and
+    // less the part of a state change that goes away.
+    for part in parts {
+        let group = fleet.group(part.group);
+        for &(node, now, then) in &part.kept {
+            let reduction: Vec<f64> = group.heat[now.index()]
+                .iter()
+                .zip(&group.heat[then.index()])
+                .map(|(a, b)| (a - b).max(0.0))
+                .collect();
+            let deltas = floor.heat_deltas(fleet, node, &reduction);
+            floor.apply(&deltas, -1.0);
+        }
+    }
+    // Replicas that leave: present now, not kept. Their nodes are sources not among `kept`.
+    for part in parts {
+        let group = fleet.group(part.group);
+        let model = fleet.product_of(part.group);
+        for &node in &part.sources {
+            if part.kept.iter().any(|k| k.0 == node) {
+                continue;
+            }
+            // The state is unknown here; the lightest state is the safe reduction.
+            let lightest: Vec<f64> = (0..fleet.dims_count())
+                .map(|x| {
+                    (0..model.states.len())
+                        .filter(|&s| s != model.initial.index())
+                        .map(|s| group.heat[s][x])
+                        .fold(f64::INFINITY, f64::min)
+                })
+                .map(|h| if h.is_finite() { h } else { 0.0 })
+                .collect();
+            let deltas = floor.heat_deltas(fleet, node, &lightest);
+            floor.apply(&deltas, -1.0);
+        }
+    }
+    let resources = floor.resources;
+    // Per resource: load × seconds the copies crossing it need, and their bytes (for the note).
+    let mut demand = vec![0.0; resources.count()];
+    let mut demand_bytes = vec![0.0; resources.count()];
+    let mut per_node_seconds = vec![0.0; fleet.topology.nodes.len()];
+    let mut best = MakespanBound {
+        seconds: 0.0,
+        bottleneck: "nothing to copy".to_string(),
+    };
+    let mut total_bytes = 0.0;
+    for part in parts {
+        let bytes = fleet.group(part.group).size_bytes();
+        if bytes == 0.0 || part.sources.is_empty() {
+            continue;
+        }
+        for &target in &part.missing {
+            total_bytes += bytes;
+            let single = bytes / (options.rate_max * BYTES_PER_MB);
+            if single > best.seconds {
+                best = MakespanBound {
+                    seconds: single,
+                    bottleneck: format!(
+                        "one copy of {:.1} GB at rate_max {:.0} MB/s",
+                        bytes / 1e9,
+                        options.rate_max
+                    ),
+                };
+            }
+            per_node_seconds[target.index()] += single;
+            // The closest any source comes: what every route crosses on the target's side.
+            let closest = part
+                .sources
+                .iter()
+                .map(|&s| (route(fleet, s, target).shared_levels, s))
+                .max_by_key(|&(shared, s)| (shared, std::cmp::Reverse(s)));
+            let Some((_, nearest)) = closest else {
+                continue;
+            };
+            let always = route(fleet, nearest, target);
+            let net = fleet.dims.get("net_mbps").map(|d| d.index());
+            let disk = fleet.dims.get("disk_mbps").map(|d| d.index());
+            if let Some(net) = net {
+                for &domain in &always.target_side {
+                    let r = resources.domain(domain, net);
+                    demand[r] += bytes / BYTES_PER_MB * BITS_PER_BYTE;
+                    demand_bytes[r] += bytes;
+                }
+            }
+            if let Some(disk) = disk {
+                let r = resources.domain(fleet.topology.node_domain(target), disk);
+                demand[r] += bytes / BYTES_PER_MB;
+                demand_bytes[r] += bytes;
+            }
+            if part.sources.len() == 1 {
+                per_node_seconds[nearest.index()] += single;
+                for (r, coefficient) in per_rate(fleet, &resources, nearest, target) {
+                    let already = matches!(resources.resource(r), crate::plan::Resource::Domain { domain, .. }
+                        if always.target_side.contains(&domain) || domain == fleet.topology.node_domain(target));
+                    if !already {
+                        demand[r] += bytes / BYTES_PER_MB * coefficient;
+                        demand_bytes[r] += bytes;
+                    }
+                }
+            }
+        }
+    }
+    for (r, &need) in demand.iter().enumerate() {
+        let spare = floor.free(r);
+        if need <= 0.0 || spare <= 0.0 || !spare.is_finite() {
+            continue;
+        }
+        let seconds = need / spare;
+        if seconds > best.seconds {
+            best = MakespanBound {
+                seconds,
+                bottleneck: format!(
+                    "{}: {:.1} GB must cross it with {:.0} free for copies",
+                    describe(fleet, &resources, r),
+                    demand_bytes[r] / 1e9,
+                    spare
+                ),
+            };
+        }
+    }
+    let concurrency = f64::from(options.moves_per_node_max.max(1));
+    for (n, &seconds) in per_node_seconds.iter().enumerate() {
+        let seconds = seconds / concurrency;
+        if seconds > best.seconds {
+            best = MakespanBound {
+                seconds,
+                bottleneck: format!(
+                    "node {}: its copies at rate_max, {} at a time (moves_per_node_max)",
+                    fleet.topology.node_name(NodeId(n as u32)),
+                    options.moves_per_node_max
+                ),
+            };
+        }
+    }
+    if let Some(budget) = options.bytes_per_hour_max {
+        let seconds = total_bytes / budget * 3600.0;
+        if seconds > best.seconds {
+            best = MakespanBound {
+                seconds,
+                bottleneck: format!(
+                    "bytes_per_hour budget: {:.1} GB to move at {:.1} GB/h",
+                    total_bytes / 1e9,
+                    budget / 1e9
+                ),
+            };
+        }
+    }
+    best
+}

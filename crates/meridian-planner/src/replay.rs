@@ -1,0 +1,1 @@
+//! Replays a plan independently of the scheduler and checks every invariant.

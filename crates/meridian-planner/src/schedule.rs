@@ -1,0 +1,1163 @@
+//! The scheduler: an event-driven list scheduler over simulated time.
+//!
+//! At each instant it first runs the instantaneous work every changed partition allows (leader
+//! hand-offs, state transitions, drops of replicas whose replacements serve), then starts the
+//! copies that fit, highest priority first, each at the fastest rate every resource on its
+//! path can spare. A job that cannot run *parks* on what stopped it — a full resource, a node
+//! or domain at its concurrency limit, the byte budget, a closed window — and is woken when
+//! that changes, so the work per event is proportional to what the event touched, not to the
+//! size of the plan. Time then jumps to the next copy's end (or window opening).
+//!
+//! Make-before-break: a replica leaving a partition is dropped only once the partition keeps
+//! enough serving replicas without it; a partition that would otherwise deadlock (every
+//! destination full of replicas waiting to leave) may drop first when it stays at or above its
+//! state model's minimum, and the step says so.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, StateId};
+
+use crate::bound::makespan_bound;
+use crate::ledger::Ledger;
+use crate::options::Options;
+use crate::path::{per_rate, route};
+use crate::plan::{Action, Blocked, Load, Plan, Reason, Step};
+use crate::routes::{demotion, next_hop};
+
+/// Bytes per MB: copy rates are MB/s.
+const BYTES_PER_MB: f64 = 1e6;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Live {
+    node: NodeId,
+    state: StateId,
+    /// The copy that brings it is still running: present (it holds space) but not serving.
+    copying: bool,
+}
+
+struct Part {
+    group: GroupId,
+    partition: u32,
+    live: Vec<Live>,
+    target: Vec<(NodeId, StateId)>,
+    /// Serving replicas the partition must never go below during the plan.
+    floor: usize,
+    /// It lost replicas (failed nodes): its copies come first and ignore windows.
+    urgent: bool,
+    priority: i32,
+    /// Steps that brought replicas in, for the `after` of the drops and hand-offs they allow.
+    arrivals: Vec<u32>,
+    /// Add jobs waiting for a source replica to finish arriving.
+    waiting_for_source: Vec<NodeId>,
+}
+
+impl Part {
+    fn serving(&self) -> usize {
+        self.live.iter().filter(|l| !l.copying).count()
+    }
+
+    fn target_state(&self, node: NodeId) -> Option<StateId> {
+        self.target.iter().find(|t| t.0 == node).map(|t| t.1)
+    }
+
+    fn live_at(&self, node: NodeId) -> Option<usize> {
+        self.live.iter().position(|l| l.node == node)
+    }
+
+    /// Target replicas not yet present at all.
+    fn missing(&self) -> impl Iterator<Item = (NodeId, StateId)> + '_ {
+        self.target
+            .iter()
+            .copied()
+            .filter(|t| self.live_at(t.0).is_none())
+    }
+
+    fn done(&self) -> bool {
+        self.live.len() == self.target.len()
+            && self
+                .live
+                .iter()
+                .all(|l| !l.copying && self.target_state(l.node) == Some(l.state))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Job {
+    /// Instantaneous work of a partition (index into `parts`).
+    Instant(u32),
+    /// Bring a replica of a partition to a node.
+    Add(u32, NodeId),
+}
+
+/// Order among jobs ready at one instant: instantaneous work first (it frees capacity), then
+/// urgent copies, product priority, the partition's shortfall, bigger copies first (longest
+/// first shortens the plan), then ids.
+type Key = (
+    u8,
+    Reverse<bool>,
+    Reverse<i32>,
+    Reverse<usize>,
+    Reverse<u64>,
+    Job,
+);
+
+/// What a parked job waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Wait {
+    Resource(usize),
+    Node(NodeId),
+    Domain(DomainId),
+    Budget,
+    Window,
+    /// Nothing will change it; reported as blocked.
+    Never,
+}
+
+struct Copy {
+    step: u32,
+    part: u32,
+    node: NodeId,
+    source: NodeId,
+    rate: f64,
+    deltas: Vec<(usize, f64)>,
+    counted_domains: Vec<DomainId>,
+}
+
+struct Scheduler<'a> {
+    fleet: &'a Fleet,
+    options: &'a Options,
+    ledger: Ledger,
+    parts: Vec<Part>,
+    steps: Vec<Step>,
+    now: f64,
+    ready: BTreeSet<Key>,
+    parked: HashMap<Wait, Vec<Job>>,
+    /// First reason each job waited, with the time, for `explain`.
+    waited: HashMap<Job, String>,
+    active: BinaryHeap<Reverse<(u64, u32)>>,
+    copies: HashMap<u32, Copy>,
+    node_moves: Vec<u32>,
+    domain_moves: HashMap<DomainId, u32>,
+    rate_in_flight: f64,
+}
+
+/// Plans the way from `current` to `target`. See the crate docs for the guarantees.
+pub fn plan(
+    fleet: &Fleet,
+    current: &Placement,
+    target: &Placement,
+    options: &Options,
+    now: f64,
+) -> Plan {
+    let mut failed = vec![false; fleet.topology.nodes.len()];
+    for node in &options.failed {
+        if let Some(f) = failed.get_mut(node.index()) {
+            *f = true;
+        }
+    }
+    let parts = build_parts(fleet, current, target, options, &failed);
+    let bound = makespan_bound(fleet, current, &parts_view(&parts), options, &failed);
+    let mut scheduler = Scheduler {
+        fleet,
+        options,
+        ledger: Ledger::new(fleet, current, &options.failed),
+        parts,
+        steps: Vec::new(),
+        now,
+        ready: BTreeSet::new(),
+        parked: HashMap::new(),
+        waited: HashMap::new(),
+        active: BinaryHeap::new(),
+        copies: HashMap::new(),
+        node_moves: vec![0; fleet.topology.nodes.len()],
+        domain_moves: HashMap::new(),
+        rate_in_flight: 0.0,
+    };
+    for p in 0..scheduler.parts.len() as u32 {
+        scheduler.enqueue(Job::Instant(p));
+        let missing: Vec<NodeId> = scheduler.parts[p as usize].missing().map(|m| m.0).collect();
+        for node in missing {
+            scheduler.enqueue(Job::Add(p, node));
+        }
+    }
+    scheduler.run();
+    let blocked = scheduler.blocked();
+    let bytes = scheduler
+        .steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::Replicate { bytes, .. } => *bytes,
+            _ => 0.0,
+        })
+        .sum();
+    let end = scheduler.steps.iter().map(|s| s.end).fold(now, f64::max);
+    Plan {
+        start: now,
+        end,
+        steps: scheduler.steps,
+        blocked,
+        bound,
+        bytes,
+    }
+}
+
+/// What the bound needs to know of each partition that changes.
+pub struct PartView {
+    pub group: GroupId,
+    /// Nodes holding a serving replica at the start (possible copy sources).
+    pub sources: Vec<NodeId>,
+    /// Target nodes without a replica at the start (each needs a copy).
+    pub missing: Vec<NodeId>,
+    /// Replicas present at both ends: node, state now, state in the target.
+    pub kept: Vec<(NodeId, StateId, StateId)>,
+}
+
+fn parts_view(parts: &[Part]) -> Vec<PartView> {
+    parts
+        .iter()
+        .map(|p| PartView {
+            group: p.group,
+            sources: p.live.iter().map(|l| l.node).collect(),
+            missing: p.missing().map(|m| m.0).collect(),
+            kept: p
+                .live
+                .iter()
+                .filter_map(|l| p.target_state(l.node).map(|t| (l.node, l.state, t)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The partitions whose replicas differ between `current` and `target` (as sets of node and
+/// state: which slot holds which replica does not matter).
+fn build_parts(
+    fleet: &Fleet,
+    current: &Placement,
+    target: &Placement,
+    options: &Options,
+    failed: &[bool],
+) -> Vec<Part> {
+    let mut parts = Vec::new();
+    for group in &fleet.groups {
+        let model = &fleet.products[group.product.index()];
+        let per = group.replicas_per_partition();
+        for partition in 0..group.partitions {
+            let first = group.partition_slot(partition);
+            let mut had = 0usize;
+            let mut live = Vec::new();
+            for slot in &current.slots[first..first + per] {
+                let Some(node) = slot.node() else { continue };
+                had += 1;
+                if !failed[node.index()] && slot.state != model.initial {
+                    live.push(Live {
+                        node,
+                        state: slot.state,
+                        copying: false,
+                    });
+                }
+            }
+            let mut wanted: Vec<(NodeId, StateId)> = target.slots[first..first + per]
+                .iter()
+                .filter_map(|s| s.node().map(|n| (n, s.state)))
+                .filter(|&(_, state)| state != model.initial)
+                .collect();
+            wanted.sort();
+            let mut have: Vec<(NodeId, StateId)> = live.iter().map(|l| (l.node, l.state)).collect();
+            have.sort();
+            if have == wanted {
+                continue;
+            }
+            let serving_now = live.len();
+            parts.push(Part {
+                group: group.id,
+                partition,
+                floor: (model.min_serving as usize).min(serving_now),
+                // Fewer serving replicas than wanted: lost redundancy (or a new partition).
+                urgent: serving_now < wanted.len() || had > serving_now,
+                priority: options.priority_of(group.product),
+                live,
+                target: wanted,
+                arrivals: Vec::new(),
+                waiting_for_source: Vec::new(),
+            });
+        }
+    }
+    parts
+}
+
+impl Scheduler<'_> {
+    fn key(&self, job: Job) -> Key {
+        match job {
+            Job::Instant(_) => (0, Reverse(false), Reverse(0), Reverse(0), Reverse(0), job),
+            Job::Add(p, _) => {
+                let part = &self.parts[p as usize];
+                let group = self.fleet.group(part.group);
+                let shortfall = part.target.len().saturating_sub(part.serving());
+                (
+                    1,
+                    Reverse(part.urgent),
+                    Reverse(part.priority),
+                    Reverse(shortfall),
+                    Reverse(group.size_bytes().to_bits()),
+                    job,
+                )
+            }
+        }
+    }
+
+    fn enqueue(&mut self, job: Job) {
+        let key = self.key(job);
+        self.ready.insert(key);
+    }
+
+    fn park(&mut self, job: Job, wait: Wait, why: String) {
+        self.waited
+            .entry(job)
+            .or_insert_with(|| format!("{why} (at t={:.0}s)", self.now));
+        self.parked.entry(wait).or_default().push(job);
+    }
+
+    fn wake(&mut self, wait: Wait) {
+        if let Some(jobs) = self.parked.remove(&wait) {
+            for job in jobs {
+                self.enqueue(job);
+            }
+        }
+    }
+
+    /// Applies steady or transient deltas; wakes whatever waited on a resource that freed.
+    fn book(&mut self, deltas: &[(usize, f64)], sign: f64) {
+        self.ledger.apply(deltas, sign);
+        for &(r, amount) in deltas {
+            if amount * sign < 0.0 {
+                self.wake(Wait::Resource(r));
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        // Every job runs a bounded number of times per event that concerns it; this bound is
+        // far above any real plan and only guards against a bug looping forever.
+        let rounds_max = 4096 * (self.parts.len() + 16);
+        let mut rounds = 0usize;
+        let mut fallback_used = false;
+        loop {
+            while let Some(key) = self.ready.pop_first() {
+                rounds += 1;
+                if rounds > rounds_max {
+                    return;
+                }
+                match key.5 {
+                    Job::Instant(p) => self.run_instant(p),
+                    Job::Add(p, node) => self.try_add(p, node),
+                }
+            }
+            let next_end = self
+                .active
+                .peek()
+                .map(|Reverse((bits, _))| f64::from_bits(*bits));
+            let next_window = if self.parked.contains_key(&Wait::Window) {
+                self.next_window_start()
+            } else {
+                None
+            };
+            let next = match (next_end, next_window) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
+                Some(t) => {
+                    self.now = self.now.max(t);
+                    if next_window.is_some_and(|w| w <= t) {
+                        self.wake(Wait::Window);
+                    }
+                    while let Some(Reverse((bits, step))) = self.active.peek().copied() {
+                        if f64::from_bits(bits) > self.now {
+                            break;
+                        }
+                        self.active.pop();
+                        self.finish_copy(step);
+                    }
+                    fallback_used = false;
+                }
+                None => {
+                    if fallback_used || !self.break_deadlock() {
+                        return;
+                    }
+                    fallback_used = true;
+                }
+            }
+        }
+    }
+
+    fn next_window_start(&self) -> Option<f64> {
+        self.options
+            .windows
+            .iter()
+            .map(|w| w.0)
+            .filter(|&start| start > self.now)
+            .fold(None, |best: Option<f64>, s| {
+                Some(best.map_or(s, |b| b.min(s)))
+            })
+    }
+
+    fn window_end(&self) -> Option<f64> {
+        self.options
+            .windows
+            .iter()
+            .filter(|w| w.0 <= self.now && self.now < w.1)
+            .map(|w| w.1)
+            .fold(None, |best: Option<f64>, e| {
+                Some(best.map_or(e, |b| b.max(e)))
+            })
+    }
+
+    fn push_step(&mut self, part: u32, action: Action, end: f64, reason: Reason) -> u32 {
+        let p = &self.parts[part as usize];
+        let id = self.steps.len() as u32;
+        self.steps.push(Step {
+            id,
+            group: p.group,
+            partition: p.partition,
+            start: self.now,
+            end,
+            action,
+            reason,
+        });
+        id
+    }
+
+    fn reason(&self, job: Job, after: Vec<u32>) -> Reason {
+        let part = &self.parts[match job {
+            Job::Instant(p) | Job::Add(p, _) => p as usize,
+        }];
+        let model = self.fleet.product_of(part.group);
+        Reason {
+            after,
+            waited_for: self.waited.get(&job).cloned(),
+            rate_limited_by: None,
+            priority: format!(
+                "{}product priority {}, {} of {} target replicas serving, floor {} (min_serving {})",
+                if part.urgent {
+                    "urgent: restores lost redundancy; "
+                } else {
+                    ""
+                },
+                part.priority,
+                part.serving(),
+                part.target.len(),
+                part.floor,
+                model.min_serving
+            ),
+        }
+    }
+
+    /// Steady-heat deltas of one replica changing from `from` to `to` (either may be absent).
+    fn state_deltas(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        from: Option<StateId>,
+        to: Option<StateId>,
+    ) -> Vec<(usize, f64)> {
+        let heat = &self.fleet.group(group).heat;
+        let dims = self.fleet.dims_count();
+        let mut delta = vec![0.0; dims];
+        if let Some(s) = to {
+            delta
+                .iter_mut()
+                .zip(&heat[s.index()])
+                .for_each(|(d, h)| *d += h);
+        }
+        if let Some(s) = from {
+            delta
+                .iter_mut()
+                .zip(&heat[s.index()])
+                .for_each(|(d, h)| *d -= h);
+        }
+        self.ledger.heat_deltas(self.fleet, node, &delta)
+    }
+
+    /// Books a set of instantaneous changes if they fit; otherwise parks `job` on the resource
+    /// that overflows and returns false.
+    fn try_book_instant(&mut self, job: Job, deltas: &[(usize, f64)], what: &str) -> bool {
+        if let Some(r) = self.ledger.first_overflow(deltas) {
+            let name = self.ledger.name(self.fleet, r);
+            self.park(job, Wait::Resource(r), format!("{what}: {name} is full"));
+            return false;
+        }
+        self.book(deltas, 1.0);
+        true
+    }
+
+    /// Leader hand-offs, state transitions and drops, as many as the partition allows now.
+    fn run_instant(&mut self, p: u32) {
+        let job = Job::Instant(p);
+        for _ in 0..64 {
+            let progressed =
+                self.leader_step(p, job) || self.transition_step(p, job) || self.drop_step(p, job);
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn leader_step(&mut self, p: u32, job: Job) -> bool {
+        let fleet = self.fleet;
+        let part = &self.parts[p as usize];
+        let model = fleet.product_of(part.group);
+        let Some(leader) = model.leader else {
+            return false;
+        };
+        let Some(&(to_node, _)) = part.target.iter().find(|t| t.1 == leader) else {
+            return false;
+        };
+        let current_leader = part
+            .live
+            .iter()
+            .position(|l| l.state == leader && !l.copying);
+        if current_leader.is_some_and(|i| part.live[i].node == to_node) {
+            return false;
+        }
+        let Some(new) = part.live_at(to_node).filter(|&i| !part.live[i].copying) else {
+            return false;
+        };
+        let promote_from = part.live[new].state;
+        if !model.allows(promote_from, leader) {
+            // Walk the new leader toward a state that may be promoted (not through leader).
+            let Some(hop) =
+                next_hop(model, promote_from, leader, Some(leader)).filter(|&h| h != leader)
+            else {
+                return false;
+            };
+            let deltas = self.state_deltas(part.group, to_node, Some(promote_from), Some(hop));
+            if !self.try_book_instant(job, &deltas, "state transition") {
+                return false;
+            }
+            self.parts[p as usize].live[new].state = hop;
+            let reason = self.reason(job, Vec::new());
+            self.push_step(
+                p,
+                Action::Transition {
+                    node: to_node,
+                    from: promote_from,
+                    to: hop,
+                },
+                self.now,
+                reason,
+            );
+            return true;
+        }
+        let group = part.group;
+        match current_leader {
+            Some(old) => {
+                let from_node = part.live[old].node;
+                let demote_to = match demotion(model, leader, part.target_state(from_node)) {
+                    Some(s) => s,
+                    None => return false,
+                };
+                let mut deltas =
+                    self.state_deltas(group, to_node, Some(promote_from), Some(leader));
+                deltas.extend(self.state_deltas(group, from_node, Some(leader), Some(demote_to)));
+                let merged = merge(deltas);
+                if !self.try_book_instant(job, &merged, "leader hand-off") {
+                    return false;
+                }
+                let part = &mut self.parts[p as usize];
+                part.live[old].state = demote_to;
+                part.live[new].state = leader;
+                let after = part.arrivals.clone();
+                let reason = self.reason(job, after);
+                self.push_step(
+                    p,
+                    Action::HandOff {
+                        from: from_node,
+                        to: to_node,
+                        demote_to,
+                        promote_from,
+                    },
+                    self.now,
+                    reason,
+                );
+                true
+            }
+            None => {
+                let deltas = self.state_deltas(group, to_node, Some(promote_from), Some(leader));
+                if !self.try_book_instant(job, &deltas, "promotion") {
+                    return false;
+                }
+                self.parts[p as usize].live[new].state = leader;
+                let after = self.parts[p as usize].arrivals.clone();
+                let reason = self.reason(job, after);
+                self.push_step(
+                    p,
+                    Action::Transition {
+                        node: to_node,
+                        from: promote_from,
+                        to: leader,
+                    },
+                    self.now,
+                    reason,
+                );
+                true
+            }
+        }
+    }
+
+    /// One transition of a replica that stays toward its target state. Entering the leader
+    /// state is the hand-off's job; leaving it too, while the target has a leader elsewhere.
+    fn transition_step(&mut self, p: u32, job: Job) -> bool {
+        let part = &self.parts[p as usize];
+        let model = self.fleet.product_of(part.group);
+        let target_leader = model
+            .leader
+            .and_then(|l| part.target.iter().find(|t| t.1 == l).map(|t| t.0));
+        for i in 0..part.live.len() {
+            let live = part.live[i];
+            let Some(wanted) = part.target_state(live.node) else {
+                continue;
+            };
+            if live.copying || live.state == wanted || Some(wanted) == model.leader {
+                continue;
+            }
+            if Some(live.state) == model.leader && target_leader.is_some() {
+                continue;
+            }
+            let Some(hop) = next_hop(model, live.state, wanted, model.leader) else {
+                continue;
+            };
+            if Some(hop) == model.leader || hop == model.initial {
+                continue;
+            }
+            let deltas = self.state_deltas(part.group, live.node, Some(live.state), Some(hop));
+            if !self.try_book_instant(job, &deltas, "state transition") {
+                return false;
+            }
+            self.parts[p as usize].live[i].state = hop;
+            let reason = self.reason(job, Vec::new());
+            self.push_step(
+                p,
+                Action::Transition {
+                    node: live.node,
+                    from: live.state,
+                    to: hop,
+                },
+                self.now,
+                reason,
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Drops one replica that is leaving, if the partition keeps enough serving replicas
+    /// without it (make-before-break), or walks it toward a state it can be dropped from.
+    fn drop_step(&mut self, p: u32, job: Job) -> bool {
+        self.drop_leaving(p, job, false)
+    }
+
+    fn drop_leaving(&mut self, p: u32, job: Job, early: bool) -> bool {
+        let part = &self.parts[p as usize];
+        let model = self.fleet.product_of(part.group);
+        let serving = part.serving();
+        let replacements_pending =
+            part.missing().next().is_some() || part.live.iter().any(|l| l.copying);
+        let may_drop =
+            serving > part.floor && (early || serving > part.target.len() || !replacements_pending);
+        if !may_drop {
+            return false;
+        }
+        for i in 0..part.live.len() {
+            let live = part.live[i];
+            if live.copying || part.target_state(live.node).is_some() {
+                continue;
+            }
+            if Some(live.state) == model.leader {
+                // A leader leaves by hand-off when the target has one; else it steps down.
+                let target_has_leader = part.target.iter().any(|t| Some(t.1) == model.leader);
+                if target_has_leader {
+                    continue;
+                }
+            }
+            if !model.allows(live.state, model.initial) {
+                let Some(hop) = next_hop(model, live.state, model.initial, model.leader) else {
+                    continue;
+                };
+                if hop == model.initial {
+                    continue;
+                }
+                let deltas = self.state_deltas(part.group, live.node, Some(live.state), Some(hop));
+                if !self.try_book_instant(job, &deltas, "state transition") {
+                    return false;
+                }
+                self.parts[p as usize].live[i].state = hop;
+                let reason = self.reason(job, Vec::new());
+                self.push_step(
+                    p,
+                    Action::Transition {
+                        node: live.node,
+                        from: live.state,
+                        to: hop,
+                    },
+                    self.now,
+                    reason,
+                );
+                return true;
+            }
+            let deltas = self.state_deltas(part.group, live.node, Some(live.state), None);
+            self.book(&deltas, 1.0);
+            let part = &mut self.parts[p as usize];
+            part.live.remove(i);
+            let after = part.arrivals.clone();
+            let mut reason = self.reason(job, after);
+            if early {
+                reason.waited_for = Some(format!(
+                    "capacity deadlock: dropped before its replacement arrived; the partition keeps {} serving replicas (min_serving {})",
+                    serving - 1,
+                    model.min_serving
+                ));
+            }
+            self.push_step(
+                p,
+                Action::Drop {
+                    node: live.node,
+                    from: live.state,
+                },
+                self.now,
+                reason,
+            );
+            // A drop frees capacity others may wait on, and may let this partition's own
+            // copies start (their target was full of the replica leaving).
+            let missing: Vec<NodeId> = self.parts[p as usize].missing().map(|m| m.0).collect();
+            for node in missing {
+                self.enqueue(Job::Add(p, node));
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Nothing runs and nothing will finish: let partitions with copies stuck on capacity
+    /// drop a leaving replica early where their floor allows. True if anything changed.
+    fn break_deadlock(&mut self) -> bool {
+        let mut stuck: Vec<u32> = self
+            .parked
+            .values()
+            .flatten()
+            .filter_map(|job| match job {
+                Job::Add(p, _) => Some(*p),
+                Job::Instant(_) => None,
+            })
+            .collect();
+        stuck.sort_unstable();
+        stuck.dedup();
+        let mut changed = false;
+        for p in stuck {
+            if self.drop_leaving(p, Job::Instant(p), true) {
+                changed = true;
+                self.enqueue(Job::Instant(p));
+            }
+        }
+        changed
+    }
+
+    fn try_add(&mut self, p: u32, node: NodeId) {
+        let fleet = self.fleet;
+        let job = Job::Add(p, node);
+        let part = &self.parts[p as usize];
+        let Some(wanted) = part.target_state(node) else {
+            return;
+        };
+        if part.live_at(node).is_some() {
+            return;
+        }
+        let group_id = part.group;
+        let group = fleet.group(group_id);
+        let model = fleet.product_of(group_id);
+        // The replica arrives in the first state on its way to the target state; never
+        // straight into the leader state while the partition has a leader.
+        let Some(arrival) = next_hop(model, model.initial, wanted, model.leader)
+            .or_else(|| next_hop(model, model.initial, wanted, None))
+        else {
+            self.park(
+                job,
+                Wait::Never,
+                format!(
+                    "the state model has no path from {} to {}",
+                    model.state_name(model.initial),
+                    model.state_name(wanted)
+                ),
+            );
+            return;
+        };
+        let has_leader = part.live.iter().any(|l| Some(l.state) == model.leader);
+        if Some(arrival) == model.leader && has_leader {
+            self.parts[p as usize].waiting_for_source.push(node);
+            self.waited
+                .entry(job)
+                .or_insert_with(|| "the partition's leader must step down first".to_string());
+            return;
+        }
+        let steady = self.state_deltas(group_id, node, None, Some(arrival));
+        if let Some(r) = self.ledger.first_overflow(&steady) {
+            let name = self.ledger.name(fleet, r);
+            self.park(
+                job,
+                Wait::Resource(r),
+                format!("no room for the replica's steady heat: {name}"),
+            );
+            return;
+        }
+        let sources: Vec<NodeId> = part
+            .live
+            .iter()
+            .filter(|l| !l.copying)
+            .map(|l| l.node)
+            .collect();
+        if sources.is_empty() {
+            if part.live.iter().any(|l| l.copying) {
+                self.parts[p as usize].waiting_for_source.push(node);
+                return;
+            }
+            // Nothing to copy from (a new partition, or every replica lost): start empty.
+            self.book(&steady, 1.0);
+            self.parts[p as usize].live.push(Live {
+                node,
+                state: arrival,
+                copying: false,
+            });
+            let mut reason = self.reason(job, Vec::new());
+            reason.rate_limited_by =
+                Some("no serving replica to copy from: the replica starts empty".to_string());
+            let id = self.push_step(
+                p,
+                Action::Start {
+                    node,
+                    state: arrival,
+                },
+                self.now,
+                reason,
+            );
+            self.parts[p as usize].arrivals.push(id);
+            self.enqueue(Job::Instant(p));
+            return;
+        }
+        if self.node_moves[node.index()] >= self.options.moves_per_node_max {
+            self.park(
+                job,
+                Wait::Node(node),
+                format!(
+                    "node {} has {} copies in flight (moves_per_node_max)",
+                    fleet.topology.node_name(node),
+                    self.node_moves[node.index()]
+                ),
+            );
+            return;
+        }
+        let urgent = part.urgent;
+        let bytes = group.size_bytes();
+        // Windows: outside one, a non-urgent copy waits; inside, it must finish by its end.
+        let mut rate_floor = self.options.rate_min;
+        let mut window_note = None;
+        if !urgent && !self.options.windows.is_empty() {
+            match self.window_end() {
+                None => {
+                    self.park(
+                        job,
+                        Wait::Window,
+                        "outside every maintenance window".to_string(),
+                    );
+                    return;
+                }
+                Some(end) => {
+                    let needed = bytes / ((end - self.now).max(1e-9) * BYTES_PER_MB);
+                    if needed > rate_floor {
+                        rate_floor = needed;
+                        window_note =
+                            Some(format!("must finish by the window's end at t={end:.0}s"));
+                    }
+                }
+            }
+        }
+        let budget_room = self.options.bytes_per_hour_max.map_or(f64::INFINITY, |b| {
+            (b / 3600.0 / BYTES_PER_MB - self.rate_in_flight).max(0.0)
+        });
+        // Sources nearest first (a copy inside the rack loads no uplink), followers before
+        // the leader (it serves the writes), then by id.
+        let mut ranked: Vec<(Reverse<usize>, bool, NodeId)> = sources
+            .iter()
+            .map(|&s| {
+                let is_leader = part
+                    .live
+                    .iter()
+                    .any(|l| l.node == s && Some(l.state) == model.leader);
+                (Reverse(route(fleet, s, node).shared_levels), is_leader, s)
+            })
+            .collect();
+        ranked.sort();
+        // Steady heat goes first: the copy's rate is what the resources spare beyond it.
+        self.ledger.apply(&steady, 1.0);
+        let mut first_block: Option<(Wait, String)> = None;
+        let mut chosen = None;
+        for &(_, _, source) in &ranked {
+            if self.node_moves[source.index()] >= self.options.moves_per_node_max {
+                first_block.get_or_insert((
+                    Wait::Node(source),
+                    format!(
+                        "source {} has {} copies in flight (moves_per_node_max)",
+                        fleet.topology.node_name(source),
+                        self.node_moves[source.index()]
+                    ),
+                ));
+                continue;
+            }
+            let counted = self.counted_domains(source, node);
+            if let Some(&(domain, max)) = counted
+                .iter()
+                .find(|(d, max)| self.domain_moves.get(d).copied().unwrap_or(0) >= *max)
+            {
+                first_block.get_or_insert((
+                    Wait::Domain(domain),
+                    format!(
+                        "{} has {max} copies in flight (moves_per_domain_max)",
+                        fleet.topology.domain(domain).name
+                    ),
+                ));
+                continue;
+            }
+            let unit = per_rate(fleet, &self.ledger.resources, source, node);
+            let (room, limiting) = self.ledger.rate_room(&unit);
+            let mut rate = self.options.rate_max.min(room).min(budget_room);
+            if bytes == 0.0 {
+                rate = self.options.rate_max;
+            }
+            if rate + 1e-12 < rate_floor && bytes > 0.0 {
+                let block = if budget_room <= room && budget_room < rate_floor {
+                    (
+                        Wait::Budget,
+                        "the bytes_per_hour budget is in use".to_string(),
+                    )
+                } else if let Some(r) = limiting {
+                    if window_note.is_some() && room >= self.options.rate_min {
+                        (
+                            Wait::Window,
+                            format!(
+                                "{} leaves {room:.0} MB/s, too slow to finish within the window",
+                                self.ledger.name(fleet, r)
+                            ),
+                        )
+                    } else {
+                        (
+                            Wait::Resource(r),
+                            format!(
+                                "{} leaves {room:.0} MB/s (rate_min {:.0})",
+                                self.ledger.name(fleet, r),
+                                self.options.rate_min
+                            ),
+                        )
+                    }
+                } else {
+                    (
+                        Wait::Window,
+                        "too slow to finish within the window".to_string(),
+                    )
+                };
+                first_block.get_or_insert(block);
+                continue;
+            }
+            let limited_by = if rate >= self.options.rate_max {
+                None
+            } else if budget_room <= room {
+                Some("the bytes_per_hour budget".to_string())
+            } else {
+                limiting.map(|r| {
+                    format!(
+                        "{} (free for copies: {room:.0} MB/s)",
+                        self.ledger.name(fleet, r)
+                    )
+                })
+            };
+            chosen = Some((source, rate, unit, counted, limited_by));
+            break;
+        }
+        let Some((source, rate, unit, counted, limited_by)) = chosen else {
+            self.ledger.apply(&steady, -1.0);
+            let (wait, why) =
+                first_block.unwrap_or((Wait::Budget, "no source can copy now".to_string()));
+            self.park(job, wait, why);
+            return;
+        };
+        let deltas: Vec<(usize, f64)> = unit.iter().map(|&(r, c)| (r, c * rate)).collect();
+        self.ledger.apply(&deltas, 1.0);
+        self.node_moves[node.index()] += 1;
+        self.node_moves[source.index()] += 1;
+        let counted_domains: Vec<DomainId> = counted.iter().map(|c| c.0).collect();
+        for d in &counted_domains {
+            *self.domain_moves.entry(*d).or_default() += 1;
+        }
+        self.rate_in_flight += rate;
+        let duration = if bytes == 0.0 {
+            0.0
+        } else {
+            bytes / (rate * BYTES_PER_MB)
+        };
+        let end = self.now + duration;
+        let loads: Vec<Load> = deltas
+            .iter()
+            .map(|&(r, amount)| Load {
+                resource: self.ledger.resources.resource(r),
+                amount,
+            })
+            .collect();
+        self.parts[p as usize].live.push(Live {
+            node,
+            state: arrival,
+            copying: true,
+        });
+        let mut reason = self.reason(job, Vec::new());
+        reason.rate_limited_by = limited_by.or(window_note);
+        let id = self.push_step(
+            p,
+            Action::Replicate {
+                source,
+                target: node,
+                state: arrival,
+                bytes,
+                rate,
+                loads,
+            },
+            end,
+            reason,
+        );
+        self.copies.insert(
+            id,
+            Copy {
+                step: id,
+                part: p,
+                node,
+                source,
+                rate,
+                deltas,
+                counted_domains,
+            },
+        );
+        self.active.push(Reverse((end.to_bits(), id)));
+    }
+
+    /// Domains at levels with a concurrency limit that a copy between these nodes counts in.
+    fn counted_domains(&self, source: NodeId, target: NodeId) -> Vec<(DomainId, u32)> {
+        let topology = &self.fleet.topology;
+        let mut out: Vec<(DomainId, u32)> = Vec::new();
+        for &(level, max) in &self.options.moves_per_domain_max {
+            for node in [source, target] {
+                if let Some(d) = topology.ancestor_at(node, level) {
+                    if !out.iter().any(|o| o.0 == d) {
+                        out.push((d, max));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn finish_copy(&mut self, step: u32) {
+        let Some(copy) = self.copies.remove(&step) else {
+            return;
+        };
+        self.book(&copy.deltas, -1.0);
+        self.node_moves[copy.node.index()] -= 1;
+        self.node_moves[copy.source.index()] -= 1;
+        self.wake(Wait::Node(copy.node));
+        self.wake(Wait::Node(copy.source));
+        for d in &copy.counted_domains {
+            if let Some(count) = self.domain_moves.get_mut(d) {
+                *count -= 1;
+            }
+            self.wake(Wait::Domain(*d));
+        }
+        self.rate_in_flight -= copy.rate;
+        self.wake(Wait::Budget);
+        let part = &mut self.parts[copy.part as usize];
+        if let Some(i) = part.live_at(copy.node) {
+            part.live[i].copying = false;
+        }
+        part.arrivals.push(copy.step);
+        let waiting = std::mem::take(&mut part.waiting_for_source);
+        for node in waiting {
+            self.enqueue(Job::Add(copy.part, node));
+        }
+        self.enqueue(Job::Instant(copy.part));
+    }
+
+    fn blocked(&self) -> Vec<Blocked> {
+        let fleet = self.fleet;
+        let mut out = Vec::new();
+        for (p, part) in self.parts.iter().enumerate() {
+            if part.done() {
+                continue;
+            }
+            let group = fleet.group(part.group);
+            let model = fleet.product_of(part.group);
+            let mut what = Vec::new();
+            let mut why = Vec::new();
+            for (node, state) in part.missing() {
+                what.push(format!(
+                    "add {} on {}",
+                    model.state_name(state),
+                    fleet.topology.node_name(node)
+                ));
+                if let Some(w) = self.waited.get(&Job::Add(p as u32, node)) {
+                    why.push(w.clone());
+                }
+            }
+            for live in &part.live {
+                match part.target_state(live.node) {
+                    None => what.push(format!(
+                        "drop {} on {}",
+                        model.state_name(live.state),
+                        fleet.topology.node_name(live.node)
+                    )),
+                    Some(s) if s != live.state => what.push(format!(
+                        "{} on {} to {}",
+                        model.state_name(live.state),
+                        fleet.topology.node_name(live.node),
+                        model.state_name(s)
+                    )),
+                    _ => {}
+                }
+            }
+            if let Some(w) = self.waited.get(&Job::Instant(p as u32)) {
+                why.push(w.clone());
+            }
+            if why.is_empty() {
+                why.push(format!(
+                    "waiting for replacements: {} serving, floor {} (min_serving {})",
+                    part.serving(),
+                    part.floor,
+                    model.min_serving
+                ));
+            }
+            out.push(Blocked {
+                group: group.id,
+                partition: part.partition,
+                what: what.join("; "),
+                why: why.join("; "),
+            });
+        }
+        out
+    }
+}
+
+/// Sums deltas on the same resource (a hand-off between nodes that share domains).
+fn merge(mut deltas: Vec<(usize, f64)>) -> Vec<(usize, f64)> {
+    deltas.sort_by_key(|d| d.0);
+    let mut out: Vec<(usize, f64)> = Vec::with_capacity(deltas.len());
+    for (r, amount) in deltas {
+        match out.last_mut() {
+            Some(last) if last.0 == r => last.1 += amount,
+            _ => out.push((r, amount)),
+        }
+    }
+    out
+}
