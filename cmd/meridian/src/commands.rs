@@ -115,7 +115,11 @@ pub fn validate(args: ValidateArgs) -> Result<ExitCode> {
     }
 }
 
-fn domains(fleet: &meridian_model::Fleet, names: &[String], what: &str) -> Result<Vec<DomainId>> {
+pub fn domains(
+    fleet: &meridian_model::Fleet,
+    names: &[String],
+    what: &str,
+) -> Result<Vec<DomainId>> {
     names
         .iter()
         .map(|name| {

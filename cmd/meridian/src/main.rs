@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod demo;
 mod input;
+mod plan_cmd;
 mod report;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     Check(commands::CheckArgs),
     /// Say why a replica is where it is.
     Explain(commands::ExplainArgs),
+    /// Plan the safe, throttled steps from the current placement to a target.
+    Plan(plan_cmd::PlanArgs),
     /// Generate a seeded synthetic fleet (and optionally a skewed starting placement).
     Gen(commands::GenArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check(args),
         Command::Explain(args) => commands::explain(args),
         Command::Gen(args) => commands::gen(args),
+        Command::Plan(args) => plan_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchOne(args) => bench::run_one(args),
     };

@@ -9,6 +9,7 @@
 //! heat of every copy in flight on the path it takes. See docs/planner.md.
 
 pub mod bound;
+pub mod doc;
 pub mod ledger;
 pub mod options;
 pub mod path;
