@@ -72,6 +72,8 @@ pub struct Measurement {
     pub rebalance_moved_gib_bound: f64,
     pub total_gib: f64,
     pub peak_rss_mib: f64,
+    /// Plans for a rack drain and a zone evacuation from the full solve.
+    pub plans: Vec<crate::bench_plan::PlanMeasurement>,
 }
 
 fn seconds(start: Instant) -> f64 {
@@ -190,6 +192,7 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
     if !stateless.is_complete() {
         bail!("stateless repair failed");
     }
+    let plans = crate::bench_plan::measure_plans(&fleet, &full.placement, args.seed)?;
     drop(full);
 
     // Rebalance from a feasible but skewed start.
@@ -255,6 +258,7 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         total_gib,
         relaxed,
         peak_rss_mib: peak_rss_mib(),
+        plans,
     };
     println!("{}", serde_json::to_string(&measurement)?);
     Ok(ExitCode::SUCCESS)
@@ -365,6 +369,24 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
                 "| {} | {:.3} | not computed (above --lp-max) | | | |\n",
                 m.replicas, worst
             )),
+        }
+    }
+    out.push_str("\nPlans (`meridian_planner::plan`, default throttles: 200 MB/s per copy, 2 copies per node) for a drain of the busiest rack and an evacuation of the busiest zone that can be evacuated; planner time only:\n\n| replicas | change | copies | steps | plan time | copies/s | makespan | lower bound | makespan / bound | bound set by |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for m in rows {
+        for p in &m.plans {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.1} h | {:.1} h | {:.2} | {} |\n",
+                m.replicas,
+                p.change,
+                p.copies,
+                p.steps,
+                p.plan_s,
+                p.copies as f64 / p.plan_s.max(1e-9),
+                p.makespan_s / 3600.0,
+                p.bound_s / 3600.0,
+                p.makespan_s / p.bound_s.max(1e-9),
+                p.bottleneck
+            ));
         }
     }
     out.push_str("\nAlso measured: generation and parsing (not part of the solve):\n\n| replicas | generate | parse + validate | load into engine |\n|---:|---:|---:|---:|\n");

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the answer is "no" (infeasible, violations found), 2 bad input.
 
 mod bench;
+mod bench_plan;
 mod commands;
 mod demo;
 mod input;

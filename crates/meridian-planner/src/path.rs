@@ -78,9 +78,57 @@ pub struct Route {
     pub cross_region: Option<(usize, usize)>,
 }
 
+/// Every node's network ancestors, computed once per plan: routes are asked for on every
+/// attempt to start a copy.
+pub struct Network {
+    ancestors: Vec<Vec<DomainId>>,
+}
+
+impl Network {
+    pub fn new(fleet: &Fleet) -> Network {
+        Network {
+            ancestors: fleet
+                .topology
+                .node_ids()
+                .map(|n| network_ancestors(fleet, n))
+                .collect(),
+        }
+    }
+
+    pub fn route(&self, fleet: &Fleet, source: NodeId, target: NodeId) -> Route {
+        route_between(
+            fleet,
+            source,
+            target,
+            &self.ancestors[source.index()],
+            &self.ancestors[target.index()],
+        )
+    }
+
+    /// How many levels two nodes share (higher is closer), without building the route.
+    pub fn shared_levels(&self, a: NodeId, b: NodeId) -> usize {
+        let (a, b) = (&self.ancestors[a.index()], &self.ancestors[b.index()]);
+        a.iter()
+            .rev()
+            .zip(b.iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count()
+    }
+}
+
 pub fn route(fleet: &Fleet, source: NodeId, target: NodeId) -> Route {
     let a = network_ancestors(fleet, source);
     let b = network_ancestors(fleet, target);
+    route_between(fleet, source, target, &a, &b)
+}
+
+fn route_between(
+    fleet: &Fleet,
+    source: NodeId,
+    target: NodeId,
+    a: &[DomainId],
+    b: &[DomainId],
+) -> Route {
     // Walk down from the roots while both sides agree.
     let mut shared = 0;
     while shared < a.len() && shared < b.len() && a[a.len() - 1 - shared] == b[b.len() - 1 - shared]
@@ -104,8 +152,24 @@ pub fn per_rate(
     source: NodeId,
     target: NodeId,
 ) -> Vec<(usize, f64)> {
+    per_rate_on(
+        fleet,
+        resources,
+        source,
+        target,
+        &route(fleet, source, target),
+    )
+}
+
+/// [`per_rate`] for a route already computed.
+pub fn per_rate_on(
+    fleet: &Fleet,
+    resources: &Resources,
+    source: NodeId,
+    target: NodeId,
+    route: &Route,
+) -> Vec<(usize, f64)> {
     let topology = &fleet.topology;
-    let route = route(fleet, source, target);
     let mut loads: Vec<(usize, f64)> = Vec::new();
     let mut add = |index: usize, amount: f64| match loads.iter_mut().find(|(i, _)| *i == index) {
         Some(entry) => entry.1 += amount,

@@ -19,14 +19,18 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, StateId};
 
 use crate::bound::makespan_bound;
-use crate::ledger::Ledger;
+use crate::ledger::{describe, Ledger};
 use crate::options::Options;
-use crate::path::{per_rate, route};
+use crate::path::{per_rate_on, Network};
 use crate::plan::{Action, Blocked, Load, Plan, Reason, Step};
 use crate::routes::{demotion, next_hop};
 
 /// Bytes per MB: copy rates are MB/s.
 const BYTES_PER_MB: f64 = 1e6;
+
+/// Said of a copy that runs below `rate_min` because nothing else in flight would ever free
+/// the capacity it needs (a fleet left this full by its target): slow beats never.
+pub const CRAWL_NOTE: &str = "below rate_min: nothing in flight will free more";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Live {
@@ -34,6 +38,8 @@ struct Live {
     state: StateId,
     /// The copy that brings it is still running: present (it holds space) but not serving.
     copying: bool,
+    /// Copies in flight reading from it: it stays until they finish.
+    reading: u32,
 }
 
 struct Part {
@@ -103,7 +109,7 @@ type Key = (
 );
 
 /// What a parked job waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Wait {
     Resource(usize),
     Node(NodeId),
@@ -112,6 +118,53 @@ enum Wait {
     Window,
     /// Nothing will change it; reported as blocked.
     Never,
+}
+
+/// What stopped a copy from starting, rendered into words only if anyone asks.
+#[derive(Debug, Clone, Copy)]
+enum Blocker {
+    SourceBusy(NodeId, u32),
+    DomainBusy(DomainId, u32),
+    Budget,
+    /// (resource, room in MB/s)
+    SlowForWindow(usize, f64),
+    Slow(usize, f64),
+    Window,
+}
+
+impl Blocker {
+    fn render(self, fleet: &Fleet, resources: &crate::path::Resources, rate_min: f64) -> String {
+        match self {
+            Blocker::SourceBusy(node, count) => format!(
+                "source {} has {count} copies in flight (moves_per_node_max)",
+                fleet.topology.node_name(node)
+            ),
+            Blocker::DomainBusy(domain, max) => format!(
+                "{} has {max} copies in flight (moves_per_domain_max)",
+                fleet.topology.domain(domain).name
+            ),
+            Blocker::Budget => "the bytes_per_hour budget is in use".to_string(),
+            Blocker::SlowForWindow(r, room) => format!(
+                "{} leaves {room:.0} MB/s, too slow to finish within the window",
+                describe(fleet, resources, r)
+            ),
+            Blocker::Slow(r, room) => format!(
+                "{} leaves {room:.0} MB/s (rate_min {rate_min:.0})",
+                describe(fleet, resources, r)
+            ),
+            Blocker::Window => "too slow to finish within the window".to_string(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Waiters {
+    /// At most the least room any of them needs: below it, a freed resource wakes nobody.
+    min_need: f64,
+    /// (room needed to start, room it would likely take, job), in priority order when
+    /// `sorted`.
+    jobs: Vec<(f64, f64, Key)>,
+    sorted: bool,
 }
 
 struct Copy {
@@ -126,15 +179,27 @@ struct Copy {
 
 struct Scheduler<'a> {
     fleet: &'a Fleet,
+    network: Network,
     options: &'a Options,
     ledger: Ledger,
     parts: Vec<Part>,
     steps: Vec<Step>,
     now: f64,
     ready: BTreeSet<Key>,
-    parked: HashMap<Wait, Vec<Job>>,
+    /// Parked jobs per wait, in priority order.
+    parked: HashMap<Wait, BTreeSet<Key>>,
+    /// Jobs waiting for room on a resource, with the room each needs.
+    resource_waiters: HashMap<usize, Waiters>,
+    resources_partly_woken: BTreeSet<usize>,
+    /// Counted waits (node, domain, budget) that were only partly woken: after the ready
+    /// queue drains, they are topped up while they have room.
+    partly_woken: BTreeSet<Wait>,
+    /// Nothing else can free capacity: copies may run below `rate_min` rather than never.
+    crawl: bool,
     /// First reason each job waited, with the time, for `explain`.
     waited: HashMap<Job, String>,
+    /// What each job waits on now (and the room it needs there), for what stays blocked.
+    still_waiting: HashMap<Job, (Wait, f64)>,
     active: BinaryHeap<Reverse<(u64, u32)>>,
     copies: HashMap<u32, Copy>,
     node_moves: Vec<u32>,
@@ -160,6 +225,7 @@ pub fn plan(
     let bound = makespan_bound(fleet, current, &parts_view(&parts), options, &failed);
     let mut scheduler = Scheduler {
         fleet,
+        network: Network::new(fleet),
         options,
         ledger: Ledger::new(fleet, current, &options.failed),
         parts,
@@ -167,7 +233,12 @@ pub fn plan(
         now,
         ready: BTreeSet::new(),
         parked: HashMap::new(),
+        resource_waiters: HashMap::new(),
+        resources_partly_woken: BTreeSet::new(),
+        partly_woken: BTreeSet::new(),
+        crawl: false,
         waited: HashMap::new(),
+        still_waiting: HashMap::new(),
         active: BinaryHeap::new(),
         copies: HashMap::new(),
         node_moves: vec![0; fleet.topology.nodes.len()],
@@ -254,6 +325,7 @@ fn build_parts(
                         node,
                         state: slot.state,
                         copying: false,
+                        reading: 0,
                     });
                 }
             }
@@ -311,19 +383,175 @@ impl Scheduler<'_> {
         self.ready.insert(key);
     }
 
-    fn park(&mut self, job: Job, wait: Wait, why: String) {
+    /// Notes why `job` waits (the first reason is kept for `explain`; formatting it only
+    /// then keeps parking cheap) and what it waits on now (for what stays blocked).
+    fn note_wait(&mut self, job: Job, wait: Wait, need: f64, why: impl FnOnce() -> String) {
+        let now = self.now;
         self.waited
             .entry(job)
-            .or_insert_with(|| format!("{why} (at t={:.0}s)", self.now));
-        self.parked.entry(wait).or_default().push(job);
+            .or_insert_with(|| format!("{} (at t={now:.0}s)", why()));
+        self.still_waiting.insert(job, (wait, need));
     }
 
-    fn wake(&mut self, wait: Wait) {
-        if let Some(jobs) = self.parked.remove(&wait) {
-            for job in jobs {
-                self.enqueue(job);
+    fn park(&mut self, job: Job, wait: Wait, why: impl FnOnce() -> String) {
+        self.note_wait(job, wait, 0.0, why);
+        let key = self.key(job);
+        self.parked.entry(wait).or_default().insert(key);
+    }
+
+    /// Parks `job` until resource `r` has at least `need` free.
+    fn park_on_resource(
+        &mut self,
+        job: Job,
+        r: usize,
+        (need, take): (f64, f64),
+        why: impl FnOnce() -> String,
+    ) {
+        self.note_wait(job, Wait::Resource(r), need, why);
+        let key = self.key(job);
+        let waiters = self.resource_waiters.entry(r).or_insert_with(|| Waiters {
+            min_need: f64::INFINITY,
+            jobs: Vec::new(),
+            sorted: true,
+        });
+        waiters.min_need = waiters.min_need.min(need);
+        waiters.sorted = waiters.jobs.last().is_none_or(|last| last.2 < key);
+        waiters.jobs.push((need, take.max(need), key));
+    }
+
+    /// Wakes jobs parked on `r`, best first, while their summed need fits its free capacity:
+    /// a copy that ends frees room for a few more, not for the thousand waiting behind it.
+    /// What stays parked is topped up by `pump` once the woken ones have had their turn.
+    fn wake_resource(&mut self, r: usize, everyone: bool) {
+        let free = self.ledger.free(r);
+        let Some(waiters) = self.resource_waiters.get_mut(&r) else {
+            return;
+        };
+        if !everyone && free + 1e-9 < waiters.min_need {
+            return;
+        }
+        if !waiters.sorted {
+            waiters.jobs.sort_by_key(|a| a.2);
+            waiters.sorted = true;
+        }
+        // Wake by what each would likely take, while the next can start at all.
+        let mut budget = free + 1e-9;
+        let mut min_need = f64::INFINITY;
+        let mut rest = Vec::new();
+        let mut woke = false;
+        let mut jobs = std::mem::take(&mut waiters.jobs).into_iter();
+        for (need, take, key) in jobs.by_ref() {
+            if everyone || need <= budget {
+                budget -= take;
+                woke = true;
+                self.ready.insert(key);
+                if !everyone && budget <= 0.0 {
+                    break;
+                }
+            } else {
+                min_need = min_need.min(need);
+                rest.push((need, take, key));
             }
         }
+        for (need, take, key) in jobs {
+            min_need = min_need.min(need);
+            rest.push((need, take, key));
+        }
+        let Some(waiters) = self.resource_waiters.get_mut(&r) else {
+            return;
+        };
+        if rest.is_empty() {
+            self.resource_waiters.remove(&r);
+        } else {
+            waiters.jobs = rest;
+            waiters.min_need = min_need;
+            if woke {
+                self.resources_partly_woken.insert(r);
+            }
+        }
+    }
+
+    /// Wakes every job parked on `wait` (a resource that freed: any of them may fit now).
+    fn wake(&mut self, wait: Wait) {
+        if let Some(keys) = self.parked.remove(&wait) {
+            for key in keys {
+                self.ready.insert(key);
+            }
+        }
+    }
+
+    /// Room a counted wait has now: free copy slots on a node or domain, copies the byte
+    /// budget can still start. Waking more would only make them park again.
+    fn room(&self, wait: Wait) -> usize {
+        match wait {
+            Wait::Node(n) => self
+                .options
+                .moves_per_node_max
+                .saturating_sub(self.node_moves[n.index()]) as usize,
+            Wait::Domain(d) => {
+                let max = self
+                    .options
+                    .moves_per_domain_max
+                    .iter()
+                    .find(|(level, _)| *level == self.fleet.topology.domain(d).level)
+                    .map_or(u32::MAX, |l| l.1);
+                max.saturating_sub(self.domain_moves.get(&d).copied().unwrap_or(0)) as usize
+            }
+            Wait::Budget => match self.options.bytes_per_hour_max {
+                Some(b) => {
+                    let room = b / 3600.0 / BYTES_PER_MB - self.rate_in_flight;
+                    if room >= self.options.rate_min {
+                        (room / self.options.rate_min).ceil().min(1e6) as usize
+                    } else {
+                        0
+                    }
+                }
+                None => usize::MAX,
+            },
+            _ => usize::MAX,
+        }
+    }
+
+    /// Wakes as many jobs parked on a counted wait as it has room for, best first. Waking
+    /// all of them on every change would retry hundreds of jobs per finished copy.
+    fn wake_some(&mut self, wait: Wait) {
+        let room = self.room(wait);
+        let Some(keys) = self.parked.get_mut(&wait) else {
+            return;
+        };
+        let mut woke = false;
+        for _ in 0..room {
+            match keys.pop_first() {
+                Some(key) => {
+                    self.ready.insert(key);
+                    woke = true;
+                }
+                None => break,
+            }
+        }
+        if keys.is_empty() {
+            self.parked.remove(&wait);
+        } else if woke {
+            self.partly_woken.insert(wait);
+        }
+    }
+
+    /// Tops up the counted waits and resources that woke jobs at this instant and still have
+    /// jobs parked: the woken ones may have parked elsewhere, leaving room unused. Waits with
+    /// no room are left to the copies holding it, which wake them when they end; so the work
+    /// here follows what happened, not how much is parked. True if it woke anything.
+    fn pump(&mut self) -> bool {
+        let waits = std::mem::take(&mut self.partly_woken);
+        let before = self.ready.len();
+        for r in std::mem::take(&mut self.resources_partly_woken) {
+            self.wake_resource(r, false);
+        }
+        for wait in waits {
+            if self.room(wait) > 0 {
+                self.wake_some(wait);
+            }
+        }
+        self.ready.len() > before
     }
 
     /// Applies steady or transient deltas; wakes whatever waited on a resource that freed.
@@ -331,7 +559,7 @@ impl Scheduler<'_> {
         self.ledger.apply(deltas, sign);
         for &(r, amount) in deltas {
             if amount * sign < 0.0 {
-                self.wake(Wait::Resource(r));
+                self.wake_resource(r, false);
             }
         }
     }
@@ -341,16 +569,20 @@ impl Scheduler<'_> {
         // far above any real plan and only guards against a bug looping forever.
         let rounds_max = 4096 * (self.parts.len() + 16);
         let mut rounds = 0usize;
-        let mut fallback_used = false;
         loop {
-            while let Some(key) = self.ready.pop_first() {
-                rounds += 1;
-                if rounds > rounds_max {
-                    return;
+            loop {
+                while let Some(key) = self.ready.pop_first() {
+                    rounds += 1;
+                    if rounds > rounds_max {
+                        return;
+                    }
+                    match key.5 {
+                        Job::Instant(p) => self.run_instant(p),
+                        Job::Add(p, node) => self.try_add(p, node),
+                    }
                 }
-                match key.5 {
-                    Job::Instant(p) => self.run_instant(p),
-                    Job::Add(p, node) => self.try_add(p, node),
+                if !self.pump() {
+                    break;
                 }
             }
             let next_end = self
@@ -379,13 +611,12 @@ impl Scheduler<'_> {
                         self.active.pop();
                         self.finish_copy(step);
                     }
-                    fallback_used = false;
                 }
+                // Each call drops replicas for good or turns on crawling once, so this ends.
                 None => {
-                    if fallback_used || !self.break_deadlock() {
+                    if !self.break_deadlock() {
                         return;
                     }
-                    fallback_used = true;
                 }
             }
         }
@@ -483,8 +714,12 @@ impl Scheduler<'_> {
     /// that overflows and returns false.
     fn try_book_instant(&mut self, job: Job, deltas: &[(usize, f64)], what: &str) -> bool {
         if let Some(r) = self.ledger.first_overflow(deltas) {
-            let name = self.ledger.name(self.fleet, r);
-            self.park(job, Wait::Resource(r), format!("{what}: {name} is full"));
+            let (fleet, resources) = (self.fleet, self.ledger.resources);
+            let need = need_on(deltas, r);
+            let what = what.to_string();
+            self.park_on_resource(job, r, (need, need), move || {
+                format!("{what}: {} is full", describe(fleet, &resources, r))
+            });
             return false;
         }
         self.book(deltas, 1.0);
@@ -670,7 +905,7 @@ impl Scheduler<'_> {
         }
         for i in 0..part.live.len() {
             let live = part.live[i];
-            if live.copying || part.target_state(live.node).is_some() {
+            if live.copying || live.reading > 0 || part.target_state(live.node).is_some() {
                 continue;
             }
             if Some(live.state) == model.leader {
@@ -745,8 +980,13 @@ impl Scheduler<'_> {
             .parked
             .values()
             .flatten()
-            .filter_map(|job| match job {
-                Job::Add(p, _) => Some(*p),
+            .chain(
+                self.resource_waiters
+                    .values()
+                    .flat_map(|w| w.jobs.iter().map(|j| &j.2)),
+            )
+            .filter_map(|key| match key.5 {
+                Job::Add(p, _) => Some(p),
                 Job::Instant(_) => None,
             })
             .collect();
@@ -757,6 +997,17 @@ impl Scheduler<'_> {
             if self.drop_leaving(p, Job::Instant(p), true) {
                 changed = true;
                 self.enqueue(Job::Instant(p));
+            }
+        }
+        if !changed && !self.crawl {
+            // Still nothing: what is parked on capacity waits for room that no copy in
+            // flight will free. A slow copy beats none.
+            self.crawl = true;
+            let mut resources: Vec<usize> = self.resource_waiters.keys().copied().collect();
+            resources.sort_unstable();
+            for r in resources {
+                self.wake_resource(r, true);
+                changed = true;
             }
         }
         changed
@@ -780,15 +1031,13 @@ impl Scheduler<'_> {
         let Some(arrival) = next_hop(model, model.initial, wanted, model.leader)
             .or_else(|| next_hop(model, model.initial, wanted, None))
         else {
-            self.park(
-                job,
-                Wait::Never,
+            self.park(job, Wait::Never, || {
                 format!(
                     "the state model has no path from {} to {}",
                     model.state_name(model.initial),
                     model.state_name(wanted)
-                ),
-            );
+                )
+            });
             return;
         };
         let has_leader = part.live.iter().any(|l| Some(l.state) == model.leader);
@@ -801,12 +1050,14 @@ impl Scheduler<'_> {
         }
         let steady = self.state_deltas(group_id, node, None, Some(arrival));
         if let Some(r) = self.ledger.first_overflow(&steady) {
-            let name = self.ledger.name(fleet, r);
-            self.park(
-                job,
-                Wait::Resource(r),
-                format!("no room for the replica's steady heat: {name}"),
-            );
+            let resources = self.ledger.resources;
+            let need = need_on(&steady, r);
+            self.park_on_resource(job, r, (need, need), move || {
+                format!(
+                    "no room for the replica's steady heat: {}",
+                    describe(fleet, &resources, r)
+                )
+            });
             return;
         }
         let sources: Vec<NodeId> = part
@@ -826,6 +1077,7 @@ impl Scheduler<'_> {
                 node,
                 state: arrival,
                 copying: false,
+                reading: 0,
             });
             let mut reason = self.reason(job, Vec::new());
             reason.rate_limited_by =
@@ -844,30 +1096,30 @@ impl Scheduler<'_> {
             return;
         }
         if self.node_moves[node.index()] >= self.options.moves_per_node_max {
-            self.park(
-                job,
-                Wait::Node(node),
+            let count = self.node_moves[node.index()];
+            self.park(job, Wait::Node(node), move || {
                 format!(
-                    "node {} has {} copies in flight (moves_per_node_max)",
-                    fleet.topology.node_name(node),
-                    self.node_moves[node.index()]
-                ),
-            );
+                    "node {} has {count} copies in flight (moves_per_node_max)",
+                    fleet.topology.node_name(node)
+                )
+            });
             return;
         }
         let urgent = part.urgent;
         let bytes = group.size_bytes();
         // Windows: outside one, a non-urgent copy waits; inside, it must finish by its end.
-        let mut rate_floor = self.options.rate_min;
+        let mut rate_floor = if self.crawl {
+            0.0
+        } else {
+            self.options.rate_min
+        };
         let mut window_note = None;
         if !urgent && !self.options.windows.is_empty() {
             match self.window_end() {
                 None => {
-                    self.park(
-                        job,
-                        Wait::Window,
-                        "outside every maintenance window".to_string(),
-                    );
+                    self.park(job, Wait::Window, || {
+                        "outside every maintenance window".to_string()
+                    });
                     return;
                 }
                 Some(end) => {
@@ -892,23 +1144,22 @@ impl Scheduler<'_> {
                     .live
                     .iter()
                     .any(|l| l.node == s && Some(l.state) == model.leader);
-                (Reverse(route(fleet, s, node).shared_levels), is_leader, s)
+                (Reverse(self.network.shared_levels(s, node)), is_leader, s)
             })
             .collect();
         ranked.sort();
         // Steady heat goes first: the copy's rate is what the resources spare beyond it.
         self.ledger.apply(&steady, 1.0);
-        let mut first_block: Option<(Wait, String)> = None;
+        // What stopped the first source tried: the wait, (for a resource) the room it needs
+        // there, and why.
+        let mut first_block: Option<(Wait, (f64, f64), Blocker)> = None;
         let mut chosen = None;
         for &(_, _, source) in &ranked {
             if self.node_moves[source.index()] >= self.options.moves_per_node_max {
                 first_block.get_or_insert((
                     Wait::Node(source),
-                    format!(
-                        "source {} has {} copies in flight (moves_per_node_max)",
-                        fleet.topology.node_name(source),
-                        self.node_moves[source.index()]
-                    ),
+                    (0.0, 0.0),
+                    Blocker::SourceBusy(source, self.node_moves[source.index()]),
                 ));
                 continue;
             }
@@ -919,54 +1170,46 @@ impl Scheduler<'_> {
             {
                 first_block.get_or_insert((
                     Wait::Domain(domain),
-                    format!(
-                        "{} has {max} copies in flight (moves_per_domain_max)",
-                        fleet.topology.domain(domain).name
-                    ),
+                    (0.0, 0.0),
+                    Blocker::DomainBusy(domain, max),
                 ));
                 continue;
             }
-            let unit = per_rate(fleet, &self.ledger.resources, source, node);
+            let route = self.network.route(fleet, source, node);
+            let unit = per_rate_on(fleet, &self.ledger.resources, source, node, &route);
             let (room, limiting) = self.ledger.rate_room(&unit);
             let mut rate = self.options.rate_max.min(room).min(budget_room);
             if bytes == 0.0 {
                 rate = self.options.rate_max;
             }
-            if rate + 1e-12 < rate_floor && bytes > 0.0 {
+            if (rate + 1e-12 < rate_floor || rate <= 0.0) && bytes > 0.0 {
                 let block = if budget_room <= room && budget_room < rate_floor {
-                    (
-                        Wait::Budget,
-                        "the bytes_per_hour budget is in use".to_string(),
-                    )
+                    (Wait::Budget, (0.0, 0.0), Blocker::Budget)
                 } else if let Some(r) = limiting {
                     if window_note.is_some() && room >= self.options.rate_min {
-                        (
-                            Wait::Window,
-                            format!(
-                                "{} leaves {room:.0} MB/s, too slow to finish within the window",
-                                self.ledger.name(fleet, r)
-                            ),
-                        )
+                        (Wait::Window, (0.0, 0.0), Blocker::SlowForWindow(r, room))
                     } else {
-                        (
-                            Wait::Resource(r),
-                            format!(
-                                "{} leaves {room:.0} MB/s (rate_min {:.0})",
-                                self.ledger.name(fleet, r),
-                                self.options.rate_min
-                            ),
-                        )
+                        let coefficient = unit.iter().find(|u| u.0 == r).map_or(1.0, |u| u.1);
+                        let need =
+                            rate_floor.max(1e-6) * coefficient + need_on(&steady, r).max(0.0);
+                        let take =
+                            self.options.rate_max * coefficient + need_on(&steady, r).max(0.0);
+                        (Wait::Resource(r), (need, take), Blocker::Slow(r, room))
                     }
                 } else {
-                    (
-                        Wait::Window,
-                        "too slow to finish within the window".to_string(),
-                    )
+                    (Wait::Window, (0.0, 0.0), Blocker::Window)
                 };
                 first_block.get_or_insert(block);
                 continue;
             }
-            let limited_by = if rate >= self.options.rate_max {
+            let limited_by = if rate < self.options.rate_min {
+                limiting.map(|r| {
+                    format!(
+                        "{}: {CRAWL_NOTE} ({room:.1} MB/s free)",
+                        self.ledger.name(fleet, r)
+                    )
+                })
+            } else if rate >= self.options.rate_max {
                 None
             } else if budget_room <= room {
                 Some("the bytes_per_hour budget".to_string())
@@ -983,9 +1226,14 @@ impl Scheduler<'_> {
         }
         let Some((source, rate, unit, counted, limited_by)) = chosen else {
             self.ledger.apply(&steady, -1.0);
-            let (wait, why) =
-                first_block.unwrap_or((Wait::Budget, "no source can copy now".to_string()));
-            self.park(job, wait, why);
+            let (wait, need, blocker) =
+                first_block.unwrap_or((Wait::Budget, (0.0, 0.0), Blocker::Budget));
+            let (resources, rate_min) = (self.ledger.resources, self.options.rate_min);
+            let why = move || blocker.render(fleet, &resources, rate_min);
+            match wait {
+                Wait::Resource(r) => self.park_on_resource(job, r, need, why),
+                _ => self.park(job, wait, why),
+            }
             return;
         };
         let deltas: Vec<(usize, f64)> = unit.iter().map(|&(r, c)| (r, c * rate)).collect();
@@ -1010,10 +1258,15 @@ impl Scheduler<'_> {
                 amount,
             })
             .collect();
-        self.parts[p as usize].live.push(Live {
+        let part = &mut self.parts[p as usize];
+        if let Some(i) = part.live_at(source) {
+            part.live[i].reading += 1;
+        }
+        part.live.push(Live {
             node,
             state: arrival,
             copying: true,
+            reading: 0,
         });
         let mut reason = self.reason(job, Vec::new());
         reason.rate_limited_by = limited_by.or(window_note);
@@ -1068,19 +1321,22 @@ impl Scheduler<'_> {
         self.book(&copy.deltas, -1.0);
         self.node_moves[copy.node.index()] -= 1;
         self.node_moves[copy.source.index()] -= 1;
-        self.wake(Wait::Node(copy.node));
-        self.wake(Wait::Node(copy.source));
+        self.wake_some(Wait::Node(copy.node));
+        self.wake_some(Wait::Node(copy.source));
         for d in &copy.counted_domains {
             if let Some(count) = self.domain_moves.get_mut(d) {
                 *count -= 1;
             }
-            self.wake(Wait::Domain(*d));
+            self.wake_some(Wait::Domain(*d));
         }
         self.rate_in_flight -= copy.rate;
-        self.wake(Wait::Budget);
+        self.wake_some(Wait::Budget);
         let part = &mut self.parts[copy.part as usize];
         if let Some(i) = part.live_at(copy.node) {
             part.live[i].copying = false;
+        }
+        if let Some(i) = part.live_at(copy.source) {
+            part.live[i].reading = part.live[i].reading.saturating_sub(1);
         }
         part.arrivals.push(copy.step);
         let waiting = std::mem::take(&mut part.waiting_for_source);
@@ -1088,6 +1344,30 @@ impl Scheduler<'_> {
             self.enqueue(Job::Add(copy.part, node));
         }
         self.enqueue(Job::Instant(copy.part));
+    }
+
+    /// Why a job is still parked at the end: what it waits on, in words.
+    fn blocked_reason(&self, job: Job) -> Option<String> {
+        let fleet = self.fleet;
+        let &(wait, need) = self.still_waiting.get(&job)?;
+        Some(match wait {
+            Wait::Resource(r) => format!(
+                "waits for {:.0} free on {} ({:.0} free at the end)",
+                need,
+                self.ledger.name(fleet, r),
+                self.ledger.free(r).max(0.0)
+            ),
+            Wait::Node(n) => format!(
+                "waits for a copy slot on node {}",
+                fleet.topology.node_name(n)
+            ),
+            Wait::Domain(d) => {
+                format!("waits for a copy slot in {}", fleet.topology.domain(d).name)
+            }
+            Wait::Budget => "waits for the bytes_per_hour budget".to_string(),
+            Wait::Window => "waits for a maintenance window long enough".to_string(),
+            Wait::Never => self.waited.get(&job).cloned().unwrap_or_default(),
+        })
     }
 
     fn blocked(&self) -> Vec<Blocked> {
@@ -1107,8 +1387,8 @@ impl Scheduler<'_> {
                     model.state_name(state),
                     fleet.topology.node_name(node)
                 ));
-                if let Some(w) = self.waited.get(&Job::Add(p as u32, node)) {
-                    why.push(w.clone());
+                if let Some(w) = self.blocked_reason(Job::Add(p as u32, node)) {
+                    why.push(w);
                 }
             }
             for live in &part.live {
@@ -1127,8 +1407,8 @@ impl Scheduler<'_> {
                     _ => {}
                 }
             }
-            if let Some(w) = self.waited.get(&Job::Instant(p as u32)) {
-                why.push(w.clone());
+            if let Some(w) = self.blocked_reason(Job::Instant(p as u32)) {
+                why.push(w);
             }
             if why.is_empty() {
                 why.push(format!(
@@ -1147,6 +1427,11 @@ impl Scheduler<'_> {
         }
         out
     }
+}
+
+/// The amount `deltas` put on resource `r`.
+fn need_on(deltas: &[(usize, f64)], r: usize) -> f64 {
+    deltas.iter().filter(|d| d.0 == r).map(|d| d.1).sum()
 }
 
 /// Sums deltas on the same resource (a hand-off between nodes that share domains).
