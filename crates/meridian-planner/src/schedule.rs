@@ -130,6 +130,8 @@ enum Blocker {
     SlowForWindow(usize, f64),
     Slow(usize, f64),
     Window,
+    BudgetTooSlowForWindow,
+    BudgetBelowRateMin,
 }
 
 impl Blocker {
@@ -153,6 +155,13 @@ impl Blocker {
                 describe(fleet, resources, r)
             ),
             Blocker::Window => "too slow to finish within the window".to_string(),
+            Blocker::BudgetTooSlowForWindow => {
+                "the whole bytes_per_hour budget is too slow to finish within the window"
+                    .to_string()
+            }
+            Blocker::BudgetBelowRateMin => {
+                format!("the bytes_per_hour budget allows less than rate_min ({rate_min:.0} MB/s)")
+            }
         }
     }
 }
@@ -196,6 +205,8 @@ struct Scheduler<'a> {
     partly_woken: BTreeSet<Wait>,
     /// Nothing else can free capacity: copies may run below `rate_min` rather than never.
     crawl: bool,
+    /// Jobs that ran at the current instant (cleared when time moves).
+    tried: std::collections::HashSet<Job>,
     /// First reason each job waited, with the time, for `explain`.
     waited: HashMap<Job, String>,
     /// What each job waits on now (and the room it needs there), for what stays blocked.
@@ -237,6 +248,7 @@ pub fn plan(
         resources_partly_woken: BTreeSet::new(),
         partly_woken: BTreeSet::new(),
         crawl: false,
+        tried: std::collections::HashSet::new(),
         waited: HashMap::new(),
         still_waiting: HashMap::new(),
         active: BinaryHeap::new(),
@@ -519,19 +531,21 @@ impl Scheduler<'_> {
         let Some(keys) = self.parked.get_mut(&wait) else {
             return;
         };
-        let mut woke = false;
-        for _ in 0..room {
-            match keys.pop_first() {
-                Some(key) => {
-                    self.ready.insert(key);
-                    woke = true;
-                }
-                None => break,
-            }
+        // Jobs that already ran at this instant and parked here again would only do the same
+        // again: wake the ones behind them.
+        let woken: Vec<Key> = keys
+            .iter()
+            .filter(|key| !self.tried.contains(&key.5))
+            .take(room)
+            .copied()
+            .collect();
+        for key in &woken {
+            keys.remove(key);
+            self.ready.insert(*key);
         }
         if keys.is_empty() {
             self.parked.remove(&wait);
-        } else if woke {
+        } else if !woken.is_empty() {
             self.partly_woken.insert(wait);
         }
     }
@@ -576,6 +590,7 @@ impl Scheduler<'_> {
                     if rounds > rounds_max {
                         return;
                     }
+                    self.tried.insert(key.5);
                     match key.5 {
                         Job::Instant(p) => self.run_instant(p),
                         Job::Add(p, node) => self.try_add(p, node),
@@ -600,6 +615,9 @@ impl Scheduler<'_> {
             };
             match next {
                 Some(t) => {
+                    if t > self.now {
+                        self.tried.clear();
+                    }
                     self.now = self.now.max(t);
                     if next_window.is_some_and(|w| w <= t) {
                         self.wake(Wait::Window);
@@ -1184,7 +1202,16 @@ impl Scheduler<'_> {
             }
             if (rate + 1e-12 < rate_floor || rate <= 0.0) && bytes > 0.0 {
                 let block = if budget_room <= room && budget_room < rate_floor {
-                    (Wait::Budget, (0.0, 0.0), Blocker::Budget)
+                    if self.rate_in_flight > 0.0 {
+                        // Copies in flight hold the budget; they give it back as they end.
+                        (Wait::Budget, (0.0, 0.0), Blocker::Budget)
+                    } else if window_note.is_some() {
+                        // The whole budget is too slow to finish before this window closes:
+                        // the next window leaves more time.
+                        (Wait::Window, (0.0, 0.0), Blocker::BudgetTooSlowForWindow)
+                    } else {
+                        (Wait::Never, (0.0, 0.0), Blocker::BudgetBelowRateMin)
+                    }
                 } else if let Some(r) = limiting {
                     if window_note.is_some() && room >= self.options.rate_min {
                         (Wait::Window, (0.0, 0.0), Blocker::SlowForWindow(r, room))
@@ -1365,6 +1392,9 @@ impl Scheduler<'_> {
                 format!("waits for a copy slot in {}", fleet.topology.domain(d).name)
             }
             Wait::Budget => "waits for the bytes_per_hour budget".to_string(),
+            Wait::Window if self.next_window_start().is_none() => {
+                "no maintenance window is left that is long enough for it".to_string()
+            }
             Wait::Window => "waits for a maintenance window long enough".to_string(),
             Wait::Never => self.waited.get(&job).cloned().unwrap_or_default(),
         })
