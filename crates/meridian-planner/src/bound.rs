@@ -118,6 +118,20 @@ pub fn makespan_bound(
                 demand[r] += bytes / BYTES_PER_MB;
                 demand_bytes[r] += bytes;
             }
+            // Every source in one other region: the copy crosses that link whichever it uses.
+            let target_region = fleet.topology.region_of(target);
+            let first_region = fleet.topology.region_of(nearest);
+            if first_region != target_region
+                && part
+                    .sources
+                    .iter()
+                    .all(|&s| fleet.topology.region_of(s) == first_region)
+                && part.sources.len() > 1
+            {
+                let r = resources.link(first_region.index(), target_region.index());
+                demand[r] += bytes / BYTES_PER_MB * BITS_PER_BYTE;
+                demand_bytes[r] += bytes;
+            }
             if part.sources.len() == 1 {
                 per_node_seconds[nearest.index()] += single;
                 for (r, coefficient) in per_rate(fleet, &resources, nearest, target) {

@@ -14,7 +14,7 @@
 //! state model's minimum, and the step says so.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, StateId};
 
@@ -27,6 +27,9 @@ use crate::routes::{demotion, next_hop};
 
 /// Bytes per MB: copy rates are MB/s.
 const BYTES_PER_MB: f64 = 1e6;
+
+/// Jobs a freed resource looks past (needing more than it freed) before it stops looking.
+const PASSED_OVER_MAX: usize = 64;
 
 /// Said of a copy that runs below `rate_min` because nothing else in flight would ever free
 /// the capacity it needs (a fleet left this full by its target): slow beats never.
@@ -98,7 +101,8 @@ enum Job {
 
 /// Order among jobs ready at one instant: instantaneous work first (it frees capacity), then
 /// urgent copies, product priority, the partition's shortfall, bigger copies first (longest
-/// first shortens the plan), then ids.
+/// first shortens the plan), then ids. (Ordering copies through the most loaded resource first
+/// was tried: on a zone evacuation bound by a region link it made the plan longer.)
 type Key = (
     u8,
     Reverse<bool>,
@@ -168,12 +172,11 @@ impl Blocker {
 
 #[derive(Default)]
 struct Waiters {
-    /// At most the least room any of them needs: below it, a freed resource wakes nobody.
+    /// At most the least room any of them needs (the least since the list was last empty):
+    /// below it, a freed resource wakes nobody.
     min_need: f64,
-    /// (room needed to start, room it would likely take, job), in priority order when
-    /// `sorted`.
-    jobs: Vec<(f64, f64, Key)>,
-    sorted: bool,
+    /// Per job, in priority order: (room needed to start, room it would likely take).
+    jobs: BTreeMap<Key, (f64, f64)>,
 }
 
 struct Copy {
@@ -423,12 +426,10 @@ impl Scheduler<'_> {
         let key = self.key(job);
         let waiters = self.resource_waiters.entry(r).or_insert_with(|| Waiters {
             min_need: f64::INFINITY,
-            jobs: Vec::new(),
-            sorted: true,
+            jobs: BTreeMap::new(),
         });
         waiters.min_need = waiters.min_need.min(need);
-        waiters.sorted = waiters.jobs.last().is_none_or(|last| last.2 < key);
-        waiters.jobs.push((need, take.max(need), key));
+        waiters.jobs.insert(key, (need, take.max(need)));
     }
 
     /// Wakes jobs parked on `r`, best first, while their summed need fits its free capacity:
@@ -442,44 +443,34 @@ impl Scheduler<'_> {
         if !everyone && free + 1e-9 < waiters.min_need {
             return;
         }
-        if !waiters.sorted {
-            waiters.jobs.sort_by_key(|a| a.2);
-            waiters.sorted = true;
-        }
-        // Wake by what each would likely take, while the next can start at all.
+        // Best first, by what each would likely take, while the freed room lasts; jobs that
+        // need more than is free are passed over, but only a few, so a wake costs what it
+        // wakes, not the length of the queue.
         let mut budget = free + 1e-9;
-        let mut min_need = f64::INFINITY;
-        let mut rest = Vec::new();
-        let mut woke = false;
-        let mut jobs = std::mem::take(&mut waiters.jobs).into_iter();
-        for (need, take, key) in jobs.by_ref() {
+        let mut woken: Vec<Key> = Vec::new();
+        let mut passed_over = 0usize;
+        for (key, &(need, take)) in waiters.jobs.iter() {
             if everyone || need <= budget {
                 budget -= take;
-                woke = true;
-                self.ready.insert(key);
+                woken.push(*key);
                 if !everyone && budget <= 0.0 {
                     break;
                 }
             } else {
-                min_need = min_need.min(need);
-                rest.push((need, take, key));
+                passed_over += 1;
+                if passed_over > PASSED_OVER_MAX {
+                    break;
+                }
             }
         }
-        for (need, take, key) in jobs {
-            min_need = min_need.min(need);
-            rest.push((need, take, key));
+        for key in &woken {
+            waiters.jobs.remove(key);
+            self.ready.insert(*key);
         }
-        let Some(waiters) = self.resource_waiters.get_mut(&r) else {
-            return;
-        };
-        if rest.is_empty() {
+        if waiters.jobs.is_empty() {
             self.resource_waiters.remove(&r);
-        } else {
-            waiters.jobs = rest;
-            waiters.min_need = min_need;
-            if woke {
-                self.resources_partly_woken.insert(r);
-            }
+        } else if !woken.is_empty() {
+            self.resources_partly_woken.insert(r);
         }
     }
 
@@ -998,11 +989,7 @@ impl Scheduler<'_> {
             .parked
             .values()
             .flatten()
-            .chain(
-                self.resource_waiters
-                    .values()
-                    .flat_map(|w| w.jobs.iter().map(|j| &j.2)),
-            )
+            .chain(self.resource_waiters.values().flat_map(|w| w.jobs.keys()))
             .filter_map(|key| match key.5 {
                 Job::Add(p, _) => Some(p),
                 Job::Instant(_) => None,
