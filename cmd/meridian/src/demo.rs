@@ -1,4 +1,5 @@
-//! `meridian demo`: the main job on the built-in example fleet, no setup needed.
+//! `meridian demo`: the main job on the built-in example fleet, no setup needed: solve, check,
+//! explain, fail a node, repair, and plan the recovery.
 
 use std::process::ExitCode;
 
@@ -83,8 +84,42 @@ pub fn run() -> Result<ExitCode> {
         "independent check after repair: {} violation(s)",
         violations_after.len()
     );
+
+    println!(
+        "\n== 4. plan the recovery: copies from survivors, throttled on every link they cross\n"
+    );
+    let node = fleet
+        .topology
+        .domain(failed)
+        .node
+        .ok_or_else(|| anyhow!("{victim} is not a node"))?;
+    let plan_options = meridian_planner::Options {
+        failed: vec![node],
+        ..meridian_planner::Options::default()
+    };
+    let plan = meridian_planner::plan(
+        &fleet,
+        &solved.placement,
+        &repaired.placement,
+        &plan_options,
+        0.0,
+    );
+    crate::plan_cmd::human(&fleet, &plan, 16, None);
+    let replayed = meridian_planner::replay::replay(
+        &fleet,
+        &solved.placement,
+        &repaired.placement,
+        &plan_options,
+        &plan,
+    );
+    crate::plan_cmd::replay_summary(&replayed, 4);
     Ok(
-        if violations.is_empty() && violations_after.is_empty() && repaired.is_complete() {
+        if violations.is_empty()
+            && violations_after.is_empty()
+            && repaired.is_complete()
+            && plan.blocked.is_empty()
+            && replayed.is_clean()
+        {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

@@ -244,19 +244,64 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let report = meridian_planner::replay::replay(&fleet, &current, &target, &options, &plan);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        let value = serde_json::json!({ "plan": doc, "replay": report });
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        human(&fleet, &plan, args.all, args.out.as_deref());
+        human(
+            &fleet,
+            &plan,
+            if args.all { usize::MAX } else { 40 },
+            args.out.as_deref(),
+        );
+        replay_summary(&report, 6);
     }
-    Ok(if plan.blocked.is_empty() {
+    Ok(if plan.blocked.is_empty() && report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-fn human(fleet: &Fleet, plan: &Plan, all: bool, out: Option<&str>) {
+/// The independent replay's verdict and the resources the plan's copies load hardest.
+pub fn replay_summary(report: &meridian_planner::replay::Report, busiest: usize) {
+    if report.is_clean() {
+        println!("independent replay: every invariant holds at every instant (capacity, min serving replicas, one leader, residency, legal transitions)");
+    } else {
+        println!(
+            "independent replay: {} violation(s)",
+            report.violations.len() + report.omitted
+        );
+        for v in report.violations.iter().take(10) {
+            println!("  t={:.0}s: {}", v.time, v.message);
+        }
+    }
+    let mut usage: Vec<&meridian_planner::replay::Usage> = report
+        .usage
+        .iter()
+        .filter(|u| u.limit.is_finite() && u.limit > 0.0)
+        .collect();
+    usage.sort_by(|a, b| {
+        (b.peak / b.limit)
+            .total_cmp(&(a.peak / a.limit))
+            .then(a.name.cmp(&b.name))
+    });
+    if !usage.is_empty() {
+        println!("busiest resources the copies cross (peak during the plan, of the limit):");
+        for u in usage.into_iter().take(busiest) {
+            let start = u.points.first().map_or(0.0, |p| p.1);
+            println!(
+                "  {:<36} {:>5.1}% at the start, peak {:>5.1}%",
+                u.name,
+                100.0 * start / u.limit,
+                100.0 * u.peak / u.limit
+            );
+        }
+    }
+}
+
+pub fn human(fleet: &Fleet, plan: &Plan, shown: usize, out: Option<&str>) {
     let copies = plan
         .steps
         .iter()
@@ -272,7 +317,6 @@ fn human(fleet: &Fleet, plan: &Plan, all: bool, out: Option<&str>) {
         duration(plan.bound.seconds),
         plan.bound.bottleneck
     );
-    let shown = if all { plan.steps.len() } else { 40 };
     println!("  {:>5} {:>9} {:>9}  step", "id", "start", "end");
     for step in plan.steps.iter().take(shown) {
         println!(

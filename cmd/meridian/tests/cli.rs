@@ -152,3 +152,77 @@ fn demo_runs_clean() {
     assert!(stdout.contains("independent check: 0 violation(s)"));
     assert!(stdout.contains("independent check after repair: 0 violation(s)"));
 }
+
+#[test]
+fn plan_a_drain_then_explain_a_step_and_write_json() {
+    let out_path = scratch("plan.json");
+    let out = meridian(&["plan", &example(), "--drain", "r12", "--out", &out_path]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("plan for `small`"), "{stdout}");
+    assert!(
+        stdout.contains("independent replay: every invariant holds"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let steps = doc["steps"].as_array().expect("steps");
+    let copy = steps
+        .iter()
+        .find(|s| s["kind"] == "replicate")
+        .expect("draining a rack copies replicas out of it");
+    assert!(copy["rate"].as_f64().unwrap() > 0.0);
+    assert!(!copy["loads"].as_array().unwrap().is_empty());
+    // Nothing may stay on or arrive under the drained rack.
+    for step in steps.iter().filter(|s| s["kind"] == "replicate") {
+        let node = step["node"].as_str().unwrap();
+        assert!(
+            !["n25", "n26", "n27", "n28"].contains(&node),
+            "copy into r12: {step}"
+        );
+    }
+    let id = copy["id"].as_u64().unwrap().to_string();
+    let out = meridian(&["plan", &example(), "--drain", "r12", "--explain", &id]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("step {id}: copy")), "{stdout}");
+    assert!(stdout.contains("loads while it runs"), "{stdout}");
+}
+
+#[test]
+fn plan_rejects_bad_throttles_with_the_flag_named() {
+    for (args, expected) in [
+        (vec!["--window", "10-5"], "--window `10-5`"),
+        (vec!["--moves-per-domain", "shelf=2"], "no level `shelf`"),
+        (
+            vec!["--priority", "db"],
+            "--priority `db` must be written NAME=VALUE",
+        ),
+        (
+            vec!["--rate-min", "500"],
+            "--rate-min (500) is above --rate-max",
+        ),
+        (vec!["--fail", "r01"], "--fail `r01` is not a node"),
+    ] {
+        let fleet = example();
+        let mut all = vec!["plan", fleet.as_str()];
+        all.extend(args.iter().copied());
+        let out = meridian(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
