@@ -374,6 +374,13 @@ fn render(args: &BenchArgs, rows: &[Measurement]) -> String {
     out.push_str("\nPlans (`meridian_planner::plan`, default throttles: 200 MB/s per copy, 2 copies per node) for a drain of the busiest rack and an evacuation of the busiest zone that can be evacuated; planner time only:\n\n| replicas | change | copies | steps | plan time | copies/s | makespan | lower bound | makespan / bound | bound set by |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for m in rows {
         for p in &m.plans {
+            if let Some(why) = &p.infeasible {
+                out.push_str(&format!(
+                    "| {} | {} | — | — | — | — | — | — | — | not possible on this fleet: {} |\n",
+                    m.replicas, p.change, why
+                ));
+                continue;
+            }
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.1} h | {:.1} h | {:.2} | {} |\n",
                 m.replicas,

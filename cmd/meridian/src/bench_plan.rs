@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use meridian_model::{DomainId, Fleet, LevelId, Placement};
 use meridian_solver::{Mode, Options};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct PlanMeasurement {
     /// `rack r0042 drain`, `zone us-east-b evacuation`.
     pub change: String,
@@ -22,6 +22,8 @@ pub struct PlanMeasurement {
     pub bound_s: f64,
     pub bottleneck: String,
     pub bytes: f64,
+    /// Set when no domain of the level could be emptied (the solver's reason).
+    pub infeasible: Option<String>,
 }
 
 /// Domains of `level` ordered by how many replicas sit under them, most first.
@@ -35,31 +37,42 @@ fn candidates(fleet: &Fleet, placement: &Placement, level: LevelId) -> Vec<Domai
             }
         }
     }
-    let mut pinned = vec![false; topology.domains.len()];
-    for group in &fleet.groups {
-        for pin in &group.pins {
-            if let Some(d) = topology.ancestor_at(pin.node, level) {
-                pinned[d.index()] = true;
-            }
-        }
-    }
     let mut domains: Vec<DomainId> = topology
         .domain_ids()
-        .filter(|d| {
-            topology.domain(*d).level == level && !pinned[d.index()] && count[d.index()] > 0
-        })
+        .filter(|d| topology.domain(*d).level == level && count[d.index()] > 0)
         .collect();
     domains.sort_by_key(|d| (std::cmp::Reverse(count[d.index()]), *d));
     domains
 }
 
+/// The fleet with the pins inside `domain` lifted: an operator emptying a domain lifts the
+/// pins that hold replicas there first (a pinned replica cannot leave).
+fn unpinned(fleet: &Fleet, domain: DomainId) -> Fleet {
+    let mut unpinned = fleet.clone();
+    for group in &mut unpinned.groups {
+        group
+            .pins
+            .retain(|pin| !fleet.topology.chain(pin.node).contains(&domain));
+    }
+    unpinned
+}
+
+/// The plan for emptying `domain`, or the solver's reason it cannot be emptied.
 fn measure(
     fleet: &Fleet,
     current: &Placement,
     domain: DomainId,
     what: &str,
     seed: u64,
-) -> Result<Option<PlanMeasurement>> {
+) -> std::result::Result<PlanMeasurement, String> {
+    let fleet = &unpinned(fleet, domain);
+    let change = format!(
+        "{} `{}` {what}",
+        fleet
+            .topology
+            .level_name(fleet.topology.domain(domain).level),
+        fleet.topology.domain(domain).name
+    );
     let target = meridian_solver::solve(
         fleet,
         &current.replicas(fleet),
@@ -71,8 +84,11 @@ fn measure(
             ..Options::default()
         },
     );
-    if !target.is_complete() {
-        return Ok(None);
+    if let Some(failure) = target.failures.first() {
+        return Err(format!(
+            "{change}: {}/{} {}: {}",
+            failure.group, failure.partition, failure.state, failure.summary
+        ));
     }
     let start = Instant::now();
     let plan = meridian_planner::plan(
@@ -88,14 +104,8 @@ fn measure(
         .iter()
         .filter(|s| matches!(s.action, meridian_planner::Action::Replicate { .. }))
         .count();
-    Ok(Some(PlanMeasurement {
-        change: format!(
-            "{} `{}` {what}",
-            fleet
-                .topology
-                .level_name(fleet.topology.domain(domain).level),
-            fleet.topology.domain(domain).name
-        ),
+    Ok(PlanMeasurement {
+        change,
         copies,
         steps: plan.steps.len(),
         blocked: plan.blocked.len(),
@@ -104,11 +114,13 @@ fn measure(
         bound_s: plan.bound.seconds,
         bottleneck: plan.bound.bottleneck.clone(),
         bytes: plan.bytes,
-    }))
+        infeasible: None,
+    })
 }
 
-/// Plans draining the busiest rack and evacuating the busiest zone that can be evacuated
-/// (trying up to three: residency can make a zone impossible to leave), pins inside lifted.
+/// Plans draining the busiest rack and evacuating a zone: the busiest that can be emptied,
+/// trying up to three (residency and capacity can make a zone impossible to leave; then the
+/// row says why). Pins inside the domain are lifted first.
 pub fn measure_plans(
     fleet: &Fleet,
     current: &Placement,
@@ -116,24 +128,29 @@ pub fn measure_plans(
 ) -> Result<Vec<PlanMeasurement>> {
     let topology = &fleet.topology;
     let mut out = Vec::new();
-    for (level, what, tries) in [("rack", "drain", 3), ("zone", "evacuation", 3)] {
+    for (level, what) in [("rack", "drain"), ("zone", "evacuation")] {
         let Some(level) = topology.level_by_name(level) else {
             continue;
         };
-        let mut found = false;
-        for domain in candidates(fleet, current, level).into_iter().take(tries) {
-            if let Some(m) = measure(fleet, current, domain, what, seed)? {
-                out.push(m);
-                found = true;
-                break;
+        let mut reasons = Vec::new();
+        let mut found = None;
+        for domain in candidates(fleet, current, level).into_iter().take(3) {
+            match measure(fleet, current, domain, what, seed) {
+                Ok(m) => {
+                    found = Some(m);
+                    break;
+                }
+                Err(why) => reasons.push(why),
             }
         }
-        if !found {
-            return Err(anyhow!(
-                "no {what} of a {} could be solved",
-                topology.level_name(level)
-            ));
-        }
+        out.push(found.unwrap_or_else(|| PlanMeasurement {
+            change: format!("{} {what}", topology.level_name(level)),
+            infeasible: Some(reasons.join("; ")),
+            ..PlanMeasurement::default()
+        }));
+    }
+    if out.is_empty() {
+        return Err(anyhow!("the fleet has neither racks nor zones to empty"));
     }
     Ok(out)
 }
