@@ -192,8 +192,11 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
     if !stateless.is_complete() {
         bail!("stateless repair failed");
     }
-    let plans = crate::bench_plan::measure_plans(&fleet, &full.placement, args.seed)?;
+    let mut plans = crate::bench_plan::measure_plans(&fleet, &full.placement, args.seed)?;
     drop(full);
+    let zone_infeasible = plans
+        .iter()
+        .any(|p| p.infeasible.is_some() && p.change.starts_with("zone"));
 
     // Rebalance from a feasible but skewed start.
     let skewed = meridian_gen::skewed_placement(&fleet, args.seed, args.skew)
@@ -231,6 +234,14 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         .iter()
         .map(|g| g.size_gib * g.slot_count() as f64)
         .sum();
+    // Peak RSS is this size's solve: read before the extra fleet below exists.
+    let peak_rss = peak_rss_mib();
+    if zone_infeasible {
+        plans.push(crate::bench_plan::evacuable_zone_plan(
+            args.replicas,
+            args.seed,
+        )?);
+    }
     let measurement = Measurement {
         nodes: fleet.topology.nodes.len(),
         domains: fleet.topology.domains.len(),
@@ -257,7 +268,7 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         rebalance_moved_gib_bound,
         total_gib,
         relaxed,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: peak_rss,
         plans,
     };
     println!("{}", serde_json::to_string(&measurement)?);

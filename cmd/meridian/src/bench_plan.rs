@@ -118,6 +118,58 @@ fn measure(
     })
 }
 
+const LEVELS: [(&str, &str); 2] = [("rack", "drain"), ("zone", "evacuation")];
+
+/// Utilization of the fleet generated for a zone evacuation when the benchmark's own fleet
+/// cannot lose a zone (two zones per region at 60% cannot fit in one).
+pub const EVACUABLE_UTILIZATION: f64 = 0.35;
+
+/// The zone evacuation on a fleet of the same shape generated with room to lose a zone.
+pub fn evacuable_zone_plan(replicas: usize, seed: u64) -> Result<PlanMeasurement> {
+    let mut spec = meridian_gen::GenSpec::new(replicas / 100, replicas, seed);
+    spec.target_utilization = EVACUABLE_UTILIZATION;
+    let yaml = meridian_gen::generate_yaml(&spec).map_err(|e| anyhow!("{}", e.message))?;
+    let fleet = Fleet::from_yaml(&yaml, "generated").map_err(|p| anyhow!("{p}"))?;
+    drop(yaml);
+    let solved = meridian_solver::solve(
+        &fleet,
+        &[],
+        &Options {
+            mode: Mode::Full,
+            seed,
+            ..Options::default()
+        },
+    );
+    if !solved.is_complete() {
+        return Err(anyhow!("the evacuable fleet did not solve"));
+    }
+    let level = fleet
+        .topology
+        .level_by_name("zone")
+        .ok_or_else(|| anyhow!("no zone level"))?;
+    let mut reasons = Vec::new();
+    for domain in candidates(&fleet, &solved.placement, level)
+        .into_iter()
+        .take(3)
+    {
+        match measure(&fleet, &solved.placement, domain, "evacuation", seed) {
+            Ok(mut m) => {
+                m.change = format!(
+                    "{} (fleet generated at {:.0}% utilization)",
+                    m.change,
+                    100.0 * EVACUABLE_UTILIZATION
+                );
+                return Ok(m);
+            }
+            Err(why) => reasons.push(why),
+        }
+    }
+    Err(anyhow!(
+        "no zone could be evacuated: {}",
+        reasons.join("; ")
+    ))
+}
+
 /// Plans draining the busiest rack and evacuating a zone: the busiest that can be emptied,
 /// trying up to three (residency and capacity can make a zone impossible to leave; then the
 /// row says why). Pins inside the domain are lifted first.
@@ -128,7 +180,7 @@ pub fn measure_plans(
 ) -> Result<Vec<PlanMeasurement>> {
     let topology = &fleet.topology;
     let mut out = Vec::new();
-    for (level, what) in [("rack", "drain"), ("zone", "evacuation")] {
+    for (level, what) in LEVELS {
         let Some(level) = topology.level_by_name(level) else {
             continue;
         };
