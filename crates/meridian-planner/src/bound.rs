@@ -7,7 +7,7 @@
 //! closest any source comes), and its spare capacity is what the replicas staying throughout
 //! leave free.
 
-use meridian_model::{Fleet, NodeId, Placement};
+use meridian_model::{Fleet, NodeId};
 
 use crate::ledger::{describe, Ledger};
 use crate::options::Options;
@@ -17,18 +17,15 @@ use crate::schedule::PartView;
 
 const BYTES_PER_MB: f64 = 1e6;
 
+/// `start` is the ledger of the starting placement (the scheduler's, before it books
+/// anything): building one walks every replica, so it is built once per plan.
 pub fn makespan_bound(
     fleet: &Fleet,
-    current: &Placement,
+    start: &Ledger,
     parts: &[PartView],
     options: &Options,
-    failed: &[bool],
 ) -> MakespanBound {
-    let failed_nodes: Vec<NodeId> = (0..failed.len())
-        .filter(|&n| failed[n])
-        .map(|n| NodeId(n as u32))
-        .collect();
-    let mut floor = Ledger::new(fleet, current, &failed_nodes);
+    let mut floor = start.clone();
     // What stays for the whole plan: the starting load less every replica that leaves, and
     // less the part of a state change that goes away.
     for part in parts {

@@ -10,6 +10,7 @@ use meridian_model::{Fleet, NodeId, Placement};
 
 use crate::path::Resources;
 
+#[derive(Clone)]
 pub struct Ledger {
     pub resources: Resources,
     pub load: Vec<f64>,

@@ -236,12 +236,13 @@ pub fn plan(
         }
     }
     let parts = build_parts(fleet, current, target, options, &failed);
-    let bound = makespan_bound(fleet, current, &parts_view(&parts), options, &failed);
+    let ledger = Ledger::new(fleet, current, &options.failed);
+    let bound = makespan_bound(fleet, &ledger, &parts_view(&parts), options);
     let mut scheduler = Scheduler {
         fleet,
         network: Network::new(fleet),
         options,
-        ledger: Ledger::new(fleet, current, &options.failed),
+        ledger,
         parts,
         steps: Vec::new(),
         now,
