@@ -381,6 +381,16 @@ fn explain(fleet: &Fleet, plan: &Plan, id: u32) {
             );
         }
     }
+    if !step.burst.is_empty() {
+        println!("  transition burst until it ends:");
+        for load in &step.burst {
+            println!(
+                "    {:<40} +{:.0}",
+                meridian_planner::doc::resource_name(fleet, load.resource),
+                load.amount
+            );
+        }
+    }
     println!("  priority: {}", reason.priority);
 }
 

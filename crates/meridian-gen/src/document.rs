@@ -263,5 +263,6 @@ fn group_spec(group: &GroupPlan, groups: &[GroupPlan], layout: &Layout) -> Group
             .map(|(r, share)| (region_name(*r), *share))
             .collect(),
         reads_gib_per_month: group.reads_gib_per_month(),
+        transition_heat: Default::default(),
     }
 }

@@ -36,6 +36,8 @@ pub struct Group {
     pub size_gib: f64,
     /// Steady heat of one replica, per state, as dense vectors over the dimensions.
     pub heat: Vec<Vec<f64>>,
+    /// Bursts some transitions put on the replica's node for a while.
+    pub transition_heat: Vec<TransitionHeat>,
     /// Levels at which a partition's replicas sit in distinct domains (always includes node).
     pub spread: Vec<LevelId>,
     /// Allowed regions; `None` = anywhere.
@@ -52,7 +54,23 @@ pub struct Group {
     pub slot_offset: usize,
 }
 
+/// A transition's burst: `heat` on top of the steady heat, for `seconds` from the transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionHeat {
+    pub from: StateId,
+    pub to: StateId,
+    pub seconds: f64,
+    pub heat: Vec<f64>,
+}
+
 impl Group {
+    /// The burst of the transition `from` → `to`, if the group declares one.
+    pub fn burst(&self, from: StateId, to: StateId) -> Option<&TransitionHeat> {
+        self.transition_heat
+            .iter()
+            .find(|t| t.from == from && t.to == to)
+    }
+
     pub fn replicas_per_partition(&self) -> usize {
         self.slot_states.len()
     }
@@ -168,6 +186,7 @@ pub fn resolve_group(
         );
     }
     let heat = resolve_heat(spec, model, &counts, path, context.dims, sink);
+    let transition_heat = resolve_transition_heat(spec, model, path, context.dims, sink);
     let spread = resolve_spread(spec, topology, replicas, path, sink);
     let regions = spec.regions.as_ref().map(|names| {
         names
@@ -223,6 +242,7 @@ pub fn resolve_group(
         counts,
         size_gib: spec.size_gib,
         heat,
+        transition_heat,
         spread,
         regions,
         selector: spec.selector.clone(),
@@ -277,6 +297,56 @@ fn resolve_heat(
         }
     }
     heat
+}
+
+fn resolve_transition_heat(
+    spec: &GroupSpec,
+    model: &StateModel,
+    path: &str,
+    dims: &Dimensions,
+    sink: &mut ProblemSink,
+) -> Vec<TransitionHeat> {
+    let mut out = Vec::new();
+    for (key, burst) in &spec.transition_heat {
+        let at = format!("{path}.transition_heat.{key}");
+        let Some((from, to)) = key.split_once('>') else {
+            sink.report(at, format!("`{key}` must be written `From>To`"));
+            continue;
+        };
+        let (Some(from), Some(to)) = (model.state(from.trim()), model.state(to.trim())) else {
+            sink.report(
+                at,
+                format!(
+                    "`{key}` names a state product `{}` does not have ({})",
+                    model.name,
+                    model.states.join(", ")
+                ),
+            );
+            continue;
+        };
+        if !model.allows(from, to) {
+            sink.report(
+                at,
+                format!("product `{}` has no transition `{key}`", model.name),
+            );
+            continue;
+        }
+        if !(burst.seconds.is_finite() && burst.seconds > 0.0) {
+            sink.report(
+                format!("{at}.seconds"),
+                "seconds must be a finite number > 0",
+            );
+            continue;
+        }
+        let heat = parse_quantities(&burst.heat, dims, 0.0, &format!("{at}.heat"), "heat", sink);
+        out.push(TransitionHeat {
+            from,
+            to,
+            seconds: burst.seconds,
+            heat,
+        });
+    }
+    out
 }
 
 fn resolve_spread(

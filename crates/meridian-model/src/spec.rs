@@ -233,6 +233,20 @@ pub struct GroupSpec {
     /// Data read from one replica per month, GiB; with `access`, prices cross-region egress.
     #[serde(default)]
     pub reads_gib_per_month: f64,
+    /// Extra heat a transition puts on the replica's node for a while, keyed `From>To`
+    /// (e.g. a promotion's catch-up burst, or an inference server loading its weights into
+    /// GPU memory as it starts). The planner books it for `seconds` from the transition.
+    #[serde(default)]
+    pub transition_heat: BTreeMap<String, TransitionHeatSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionHeatSpec {
+    /// How long the burst lasts.
+    pub seconds: f64,
+    /// The burst, per dimension, on top of the replica's steady heat.
+    pub heat: QuantitySpec,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

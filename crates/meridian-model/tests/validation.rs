@@ -496,3 +496,43 @@ fn leniently_read_yaml_says_why_later_lines_are_missing() {
         listing(&found)
     );
 }
+
+#[test]
+fn transition_heat_names_a_transition_the_product_has() {
+    let text = edited(
+        "    spread: rack\n",
+        "    spread: rack\n    transition_heat:\n      Leader>Offline: { seconds: 30, heat: { net_mbps: 100 } }\n",
+    );
+    expect(
+        &text,
+        "groups[0].transition_heat.Leader>Offline",
+        "Leader>Offline:",
+        &["no transition `Leader>Offline`"],
+    );
+}
+
+#[test]
+fn transition_heat_needs_a_positive_duration_and_known_dimensions() {
+    let text = edited(
+        "    spread: rack\n",
+        "    spread: rack\n    transition_heat:\n      Follower>Leader: { seconds: -5, heat: { net_mbps: 100 } }\n",
+    );
+    expect(
+        &text,
+        "groups[0].transition_heat.Follower>Leader.seconds",
+        "Follower>Leader:",
+        &["seconds must be a finite number > 0"],
+    );
+    let text = edited(
+        "    spread: rack\n",
+        "    spread: rack\n    transition_heat:\n      Follower>Leader: { seconds: 5, heat: { net_mpbs: 100 } }\n",
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p
+            .path
+            .starts_with("groups[0].transition_heat.Follower>Leader.heat")),
+        "{}",
+        listing(&found)
+    );
+}

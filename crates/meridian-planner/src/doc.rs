@@ -45,6 +45,9 @@ pub struct StepDoc {
     pub rate: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loads: Vec<LoadDoc>,
+    /// A transition's burst on its node(s) during the step (see `transition_heat`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub burst: Vec<LoadDoc>,
     pub reason: Reason,
 }
 
@@ -90,6 +93,14 @@ pub fn step_doc(fleet: &Fleet, step: &Step) -> StepDoc {
         bytes: None,
         rate: None,
         loads: Vec::new(),
+        burst: step
+            .burst
+            .iter()
+            .map(|l| LoadDoc {
+                resource: resource_name(fleet, l.resource),
+                amount: l.amount,
+            })
+            .collect(),
         reason: step.reason.clone(),
     };
     match &step.action {

@@ -7,7 +7,9 @@
 //!   replica's steady heat in its arrival state (space and memory are taken as the copy
 //!   begins) and every resource in `loads` carries the copy's transient heat; at `end` the
 //!   transient heat is released and the replica serves.
-//! - Every other step is instantaneous at `start` (= `end`) and changes steady heat at once.
+//! - Every other step changes steady heat at once at `start`. It is instantaneous (`end` =
+//!   `start`) unless its transitions declare a burst (`transition_heat`): then its `burst`
+//!   loads sit on the nodes until `end`.
 //! - Steps that happen at the same instant apply in the order of the plan's `steps` list.
 
 use serde::Serialize;
@@ -93,6 +95,12 @@ pub struct Step {
     pub end: f64,
     pub action: Action,
     pub reason: Reason,
+    /// Extra heat the step's transitions put on their nodes during `[start, end)` (a group's
+    /// declared `transition_heat`, e.g. a promotion's catch-up burst); the state changes at
+    /// `start`. Empty for copies (their transient heat is in the action) and for transitions
+    /// without a burst, which are instantaneous.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub burst: Vec<Load>,
 }
 
 /// A change the planner could not schedule, and why.

@@ -453,6 +453,8 @@ struct Replay<'a> {
     limit: Vec<f64>,
     allowed: Vec<f64>,
     flights: BTreeMap<usize, Flight>,
+    /// Transition bursts held until their step ends: cells and amounts.
+    bursts: BTreeMap<usize, Vec<(usize, f64)>>,
     skipped: Vec<bool>,
     /// Cells changed by the event being applied, with their deltas.
     touched: Vec<(usize, f64)>,
@@ -498,6 +500,7 @@ impl<'a> Replay<'a> {
             allowed: limit.clone(),
             limit,
             flights: BTreeMap::new(),
+            bursts: BTreeMap::new(),
             skipped: vec![false; plan.steps.len()],
             touched: Vec::new(),
             usage: Vec::new(),
@@ -692,6 +695,7 @@ impl<'a> Replay<'a> {
         let nodes = fleet.topology.nodes.len();
         let mut resources = BTreeSet::new();
         for step in &self.plan.steps {
+            resources.extend(step.burst.iter().map(|l| l.resource));
             let Action::Replicate {
                 source,
                 target,
@@ -738,7 +742,8 @@ impl<'a> Replay<'a> {
                 ends: false,
                 index,
             });
-            if matches!(step.action, Action::Replicate { .. }) && step.end > step.start {
+            let lasts = matches!(step.action, Action::Replicate { .. }) || !step.burst.is_empty();
+            if lasts && step.end > step.start {
                 events.push(Event {
                     time: step.end,
                     ends: true,
@@ -830,12 +835,116 @@ impl<'a> Replay<'a> {
         };
         if !applied {
             self.skipped[index] = true;
+        } else {
+            self.start_burst(index, at);
         }
         self.settle();
         self.judge_partition(at, before);
     }
 
+    /// The bursts a step's transitions must book (`transition_heat`), as (cell, amount), and
+    /// how long they last.
+    fn required_burst(&self, step: &Step) -> (Vec<(usize, f64)>, f64) {
+        let fleet = self.fleet;
+        let group = fleet.group(step.group);
+        let initial = fleet.product_of(step.group).initial;
+        let leader = fleet.product_of(step.group).leader;
+        let transitions: Vec<(NodeId, StateId, StateId)> = match step.action {
+            Action::Replicate { .. } => Vec::new(),
+            Action::Start { node, state } => vec![(node, initial, state)],
+            Action::Transition { node, from, to } => vec![(node, from, to)],
+            Action::HandOff {
+                from,
+                to,
+                demote_to,
+                promote_from,
+            } => match leader {
+                Some(leader) => vec![(to, promote_from, leader), (from, leader, demote_to)],
+                None => Vec::new(),
+            },
+            Action::Drop { node, from } => vec![(node, from, initial)],
+        };
+        let dims = fleet.dims_count();
+        let mut cells: Vec<(usize, f64)> = Vec::new();
+        let mut seconds = 0.0f64;
+        for (node, from, to) in transitions {
+            let Some(burst) = group.burst(from, to) else {
+                continue;
+            };
+            if node.index() >= fleet.topology.nodes.len() {
+                continue;
+            }
+            seconds = seconds.max(burst.seconds);
+            for &domain in fleet.topology.chain(node) {
+                for (dim, &amount) in burst.heat.iter().enumerate().take(dims) {
+                    if amount != 0.0 {
+                        cells.push((domain.index() * dims + dim, amount));
+                    }
+                }
+            }
+        }
+        cells.sort_by_key(|c| c.0);
+        let mut merged: Vec<(usize, f64)> = Vec::new();
+        for (cell, amount) in cells {
+            match merged.last_mut() {
+                Some(last) if last.0 == cell => last.1 += amount,
+                _ => merged.push((cell, amount)),
+            }
+        }
+        (merged, seconds)
+    }
+
+    /// Books what a step's transitions burst for its duration; checks it books at least what
+    /// the fleet declares, for as long.
+    fn start_burst(&mut self, index: usize, at: At) {
+        let step = &self.plan.steps[index];
+        let (required, seconds) = self.required_burst(step);
+        let mut held: Vec<(usize, f64)> = Vec::new();
+        for load in &step.burst {
+            if let Some(cell) = self.cell_of(load.resource) {
+                held.push((cell, load.amount));
+            }
+        }
+        for &(cell, amount) in &required {
+            let booked: f64 = held.iter().filter(|h| h.0 == cell).map(|h| h.1).sum();
+            if later(amount, booked) {
+                let message = format!(
+                    "{}: books {booked:.3} of the {amount:.3} its transition bursts on {}",
+                    self.label(at),
+                    self.cell_name(cell)
+                );
+                self.report(Invariant::Loads, message);
+                held.push((cell, amount - booked));
+            }
+        }
+        if !required.is_empty()
+            && ((step.end - step.start) - seconds).abs() > 1e-6 * seconds.max(1.0)
+        {
+            let message = format!(
+                "{}: its burst lasts {:.3} s, the fleet declares {seconds:.3} s",
+                self.label(at),
+                step.end - step.start
+            );
+            self.report(Invariant::Duration, message);
+        }
+        if held.is_empty() || step.end <= step.start {
+            return;
+        }
+        self.cause = format!("the burst of {}", self.label(at));
+        for &(cell, amount) in &held {
+            self.shift(cell, amount);
+        }
+        self.bursts.insert(index, held);
+    }
+
     fn end(&mut self, index: usize) {
+        if let Some(held) = self.bursts.remove(&index) {
+            for (cell, amount) in held {
+                self.shift(cell, -amount);
+            }
+            self.settle();
+            return;
+        }
         let Some(flight) = self.flights.remove(&index) else {
             return; // Skipped at its start.
         };
@@ -1582,7 +1691,7 @@ impl<'a> Replay<'a> {
             self.report(Invariant::Ordering, message);
         }
         let copies = matches!(step.action, Action::Replicate { .. });
-        if !copies && step.end != step.start {
+        if !copies && step.burst.is_empty() && step.end != step.start {
             let message = format!(
                 "is instantaneous, yet ends at {:.3}, not at its start {:.3}",
                 step.end, step.start

@@ -170,6 +170,12 @@ impl Blocker {
     }
 }
 
+/// A transition's burst, booked until `end`.
+struct Burst {
+    end: f64,
+    deltas: Vec<(usize, f64)>,
+}
+
 #[derive(Default)]
 struct Waiters {
     /// At most the least room any of them needs (the least since the list was last empty):
@@ -208,6 +214,8 @@ struct Scheduler<'a> {
     partly_woken: BTreeSet<Wait>,
     /// Nothing else can free capacity: copies may run below `rate_min` rather than never.
     crawl: bool,
+    /// Transition bursts in flight, by step: released when the step ends.
+    bursts: HashMap<u32, Vec<(usize, f64)>>,
     /// Jobs that ran at the current instant (cleared when time moves).
     tried: std::collections::HashSet<Job>,
     /// First reason each job waited, with the time, for `explain`.
@@ -253,6 +261,7 @@ pub fn plan(
         partly_woken: BTreeSet::new(),
         crawl: false,
         tried: std::collections::HashSet::new(),
+        bursts: HashMap::new(),
         waited: HashMap::new(),
         still_waiting: HashMap::new(),
         active: BinaryHeap::new(),
@@ -619,7 +628,10 @@ impl Scheduler<'_> {
                             break;
                         }
                         self.active.pop();
-                        self.finish_copy(step);
+                        match self.bursts.remove(&step) {
+                            Some(deltas) => self.book(&deltas, -1.0),
+                            None => self.finish_copy(step),
+                        }
                     }
                 }
                 // Each call drops replicas for good or turns on crawling once, so this ends.
@@ -665,6 +677,7 @@ impl Scheduler<'_> {
             end,
             action,
             reason,
+            burst: Vec::new(),
         });
         id
     }
@@ -720,20 +733,66 @@ impl Scheduler<'_> {
         self.ledger.heat_deltas(self.fleet, node, &delta)
     }
 
-    /// Books a set of instantaneous changes if they fit; otherwise parks `job` on the resource
-    /// that overflows and returns false.
-    fn try_book_instant(&mut self, job: Job, deltas: &[(usize, f64)], what: &str) -> bool {
-        if let Some(r) = self.ledger.first_overflow(deltas) {
-            let (fleet, resources) = (self.fleet, self.ledger.resources);
-            let need = need_on(deltas, r);
+    /// Books an instantaneous step's steady-heat changes, plus the bursts its transitions
+    /// declare (`transition_heat`: extra heat on the node for a while), if all of it fits
+    /// now; otherwise parks `job` on the resource that overflows and returns `None`.
+    fn try_book_instant(
+        &mut self,
+        job: Job,
+        group: GroupId,
+        deltas: &[(usize, f64)],
+        transitions: &[(NodeId, StateId, StateId)],
+        what: &str,
+    ) -> Option<Burst> {
+        let fleet = self.fleet;
+        let mut burst = Burst {
+            end: self.now,
+            deltas: Vec::new(),
+        };
+        for &(node, from, to) in transitions {
+            if let Some(b) = fleet.group(group).burst(from, to) {
+                burst.end = burst.end.max(self.now + b.seconds);
+                burst
+                    .deltas
+                    .extend(self.ledger.heat_deltas(fleet, node, &b.heat));
+            }
+        }
+        burst.deltas = merge(std::mem::take(&mut burst.deltas));
+        let all = if burst.deltas.is_empty() {
+            deltas.to_vec()
+        } else {
+            merge(deltas.iter().chain(&burst.deltas).copied().collect())
+        };
+        if let Some(r) = self.ledger.first_overflow(&all) {
+            let resources = self.ledger.resources;
+            let need = need_on(&all, r);
             let what = what.to_string();
             self.park_on_resource(job, r, (need, need), move || {
                 format!("{what}: {} is full", describe(fleet, &resources, r))
             });
-            return false;
+            return None;
         }
         self.book(deltas, 1.0);
-        true
+        self.book(&burst.deltas, 1.0);
+        Some(burst)
+    }
+
+    /// Records a step's burst and schedules its release at the burst's end.
+    fn start_burst(&mut self, id: u32, burst: Burst) {
+        if burst.deltas.is_empty() {
+            return;
+        }
+        let resources = self.ledger.resources;
+        self.steps[id as usize].burst = burst
+            .deltas
+            .iter()
+            .map(|&(r, amount)| Load {
+                resource: resources.resource(r),
+                amount,
+            })
+            .collect();
+        self.active.push(Reverse((burst.end.to_bits(), id)));
+        self.bursts.insert(id, burst.deltas);
     }
 
     /// Leader hand-offs, state transitions and drops, as many as the partition allows now.
@@ -776,22 +835,27 @@ impl Scheduler<'_> {
             else {
                 return false;
             };
-            let deltas = self.state_deltas(part.group, to_node, Some(promote_from), Some(hop));
-            if !self.try_book_instant(job, &deltas, "state transition") {
+            let group = part.group;
+            let deltas = self.state_deltas(group, to_node, Some(promote_from), Some(hop));
+            let transitions = [(to_node, promote_from, hop)];
+            let Some(burst) =
+                self.try_book_instant(job, group, &deltas, &transitions, "state transition")
+            else {
                 return false;
-            }
+            };
             self.parts[p as usize].live[new].state = hop;
             let reason = self.reason(job, Vec::new());
-            self.push_step(
+            let id = self.push_step(
                 p,
                 Action::Transition {
                     node: to_node,
                     from: promote_from,
                     to: hop,
                 },
-                self.now,
+                burst.end,
                 reason,
             );
+            self.start_burst(id, burst);
             return true;
         }
         let group = part.group;
@@ -806,15 +870,21 @@ impl Scheduler<'_> {
                     self.state_deltas(group, to_node, Some(promote_from), Some(leader));
                 deltas.extend(self.state_deltas(group, from_node, Some(leader), Some(demote_to)));
                 let merged = merge(deltas);
-                if !self.try_book_instant(job, &merged, "leader hand-off") {
+                let transitions = [
+                    (to_node, promote_from, leader),
+                    (from_node, leader, demote_to),
+                ];
+                let Some(burst) =
+                    self.try_book_instant(job, group, &merged, &transitions, "leader hand-off")
+                else {
                     return false;
-                }
+                };
                 let part = &mut self.parts[p as usize];
                 part.live[old].state = demote_to;
                 part.live[new].state = leader;
                 let after = part.arrivals.clone();
                 let reason = self.reason(job, after);
-                self.push_step(
+                let id = self.push_step(
                     p,
                     Action::HandOff {
                         from: from_node,
@@ -822,29 +892,34 @@ impl Scheduler<'_> {
                         demote_to,
                         promote_from,
                     },
-                    self.now,
+                    burst.end,
                     reason,
                 );
+                self.start_burst(id, burst);
                 true
             }
             None => {
                 let deltas = self.state_deltas(group, to_node, Some(promote_from), Some(leader));
-                if !self.try_book_instant(job, &deltas, "promotion") {
+                let transitions = [(to_node, promote_from, leader)];
+                let Some(burst) =
+                    self.try_book_instant(job, group, &deltas, &transitions, "promotion")
+                else {
                     return false;
-                }
+                };
                 self.parts[p as usize].live[new].state = leader;
                 let after = self.parts[p as usize].arrivals.clone();
                 let reason = self.reason(job, after);
-                self.push_step(
+                let id = self.push_step(
                     p,
                     Action::Transition {
                         node: to_node,
                         from: promote_from,
                         to: leader,
                     },
-                    self.now,
+                    burst.end,
                     reason,
                 );
+                self.start_burst(id, burst);
                 true
             }
         }
@@ -875,25 +950,37 @@ impl Scheduler<'_> {
             if Some(hop) == model.leader || hop == model.initial {
                 continue;
             }
-            let deltas = self.state_deltas(part.group, live.node, Some(live.state), Some(hop));
-            if !self.try_book_instant(job, &deltas, "state transition") {
-                return false;
-            }
-            self.parts[p as usize].live[i].state = hop;
-            let reason = self.reason(job, Vec::new());
-            self.push_step(
-                p,
-                Action::Transition {
-                    node: live.node,
-                    from: live.state,
-                    to: hop,
-                },
-                self.now,
-                reason,
-            );
-            return true;
+            return self.step_replica(p, job, i, hop);
         }
         false
+    }
+
+    /// Moves live replica `i` of partition `p` one transition, to `hop`, if its heat (and the
+    /// transition's burst) fits now; parks `job` otherwise. True if it moved.
+    fn step_replica(&mut self, p: u32, job: Job, i: usize, hop: StateId) -> bool {
+        let part = &self.parts[p as usize];
+        let (group, live) = (part.group, part.live[i]);
+        let deltas = self.state_deltas(group, live.node, Some(live.state), Some(hop));
+        let transitions = [(live.node, live.state, hop)];
+        let Some(burst) =
+            self.try_book_instant(job, group, &deltas, &transitions, "state transition")
+        else {
+            return false;
+        };
+        self.parts[p as usize].live[i].state = hop;
+        let reason = self.reason(job, Vec::new());
+        let id = self.push_step(
+            p,
+            Action::Transition {
+                node: live.node,
+                from: live.state,
+                to: hop,
+            },
+            burst.end,
+            reason,
+        );
+        self.start_burst(id, burst);
+        true
     }
 
     /// Drops one replica that is leaving, if the partition keeps enough serving replicas
@@ -932,26 +1019,15 @@ impl Scheduler<'_> {
                 if hop == model.initial {
                     continue;
                 }
-                let deltas = self.state_deltas(part.group, live.node, Some(live.state), Some(hop));
-                if !self.try_book_instant(job, &deltas, "state transition") {
-                    return false;
-                }
-                self.parts[p as usize].live[i].state = hop;
-                let reason = self.reason(job, Vec::new());
-                self.push_step(
-                    p,
-                    Action::Transition {
-                        node: live.node,
-                        from: live.state,
-                        to: hop,
-                    },
-                    self.now,
-                    reason,
-                );
-                return true;
+                return self.step_replica(p, job, i, hop);
             }
-            let deltas = self.state_deltas(part.group, live.node, Some(live.state), None);
-            self.book(&deltas, 1.0);
+            let group = part.group;
+            let deltas = self.state_deltas(group, live.node, Some(live.state), None);
+            let transitions = [(live.node, live.state, model.initial)];
+            let Some(burst) = self.try_book_instant(job, group, &deltas, &transitions, "drop")
+            else {
+                return false;
+            };
             let part = &mut self.parts[p as usize];
             part.live.remove(i);
             let after = part.arrivals.clone();
@@ -963,15 +1039,16 @@ impl Scheduler<'_> {
                     model.min_serving
                 ));
             }
-            self.push_step(
+            let id = self.push_step(
                 p,
                 Action::Drop {
                     node: live.node,
                     from: live.state,
                 },
-                self.now,
+                burst.end,
                 reason,
             );
+            self.start_burst(id, burst);
             // A drop frees capacity others may wait on, and may let this partition's own
             // copies start (their target was full of the replica leaving).
             let missing: Vec<NodeId> = self.parts[p as usize].missing().map(|m| m.0).collect();
@@ -1078,7 +1155,11 @@ impl Scheduler<'_> {
                 return;
             }
             // Nothing to copy from (a new partition, or every replica lost): start empty.
-            self.book(&steady, 1.0);
+            let transitions = [(node, model.initial, arrival)];
+            let Some(burst) = self.try_book_instant(job, group_id, &steady, &transitions, "start")
+            else {
+                return;
+            };
             self.parts[p as usize].live.push(Live {
                 node,
                 state: arrival,
@@ -1094,9 +1175,10 @@ impl Scheduler<'_> {
                     node,
                     state: arrival,
                 },
-                self.now,
+                burst.end,
                 reason,
             );
+            self.start_burst(id, burst);
             self.parts[p as usize].arrivals.push(id);
             self.enqueue(Job::Instant(p));
             return;

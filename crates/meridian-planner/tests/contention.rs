@@ -3,8 +3,10 @@
 //! full rate they would not. The plan must slow or serialize them so the uplink stays under
 //! its limit at every instant.
 
-use meridian_model::placement::{Slot, UNASSIGNED};
-use meridian_model::{Fleet, Placement};
+mod common;
+
+use common::placement;
+use meridian_model::Fleet;
 use meridian_planner::{plan, Action, Options, Resource};
 
 const FLEET: &str = r#"
@@ -58,24 +60,6 @@ groups:
       Active: { cpu: 4, gpu_mem_gib: 40, disk_gib: 50 }
     selector: { gpu: h100 }
 "#;
-
-fn placement(fleet: &Fleet, replicas: &[(&str, &str, &str)]) -> Placement {
-    let mut placement = Placement::empty(fleet);
-    for &(group, node, state) in replicas {
-        let g = fleet.group(fleet.group_by_name(group).expect("group"));
-        let model = fleet.product_of(g.id);
-        let state = model.state(state).expect("state");
-        let first = g.partition_slot(0);
-        let slot = (first..first + g.replicas_per_partition())
-            .find(|&s| placement.slots[s].node == UNASSIGNED && g.slot_states[s - first] == state)
-            .expect("a free slot in that state");
-        placement.slots[slot] = Slot {
-            node: fleet.topology.node_by_name(node).expect("node").0,
-            state,
-        };
-    }
-    placement
-}
 
 /// Load on `domain`'s `net_mbps` from copies in flight at time `t` (nothing steady uses it).
 fn copy_load_at(

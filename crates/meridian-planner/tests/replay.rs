@@ -127,6 +127,7 @@ fn step(fleet: &Fleet, id: u32, group_name: &str, start: f64, action: Action) ->
             rate_limited_by: None,
             priority: String::new(),
         },
+        burst: Vec::new(),
     }
 }
 
