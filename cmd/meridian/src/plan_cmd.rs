@@ -67,6 +67,10 @@ pub struct PlanArgs {
     /// Print every step (default: the first 40).
     #[arg(long)]
     pub all: bool,
+    /// Print the load over time of the resources whose name contains this text (e.g.
+    /// `rack r07`, `spine`, `link`); repeatable.
+    #[arg(long)]
+    pub usage: Vec<String>,
     /// Write the plan here (JSON).
     #[arg(long)]
     pub out: Option<String>,
@@ -256,6 +260,9 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
             args.out.as_deref(),
         );
         replay_summary(&report, 6);
+        for wanted in &args.usage {
+            usage_over_time(&report, &plan, wanted);
+        }
     }
     Ok(if plan.blocked.is_empty() && report.is_clean() {
         ExitCode::SUCCESS
@@ -296,6 +303,39 @@ pub fn replay_summary(report: &meridian_planner::replay::Report, busiest: usize)
                 u.name,
                 100.0 * start / u.limit,
                 100.0 * u.peak / u.limit
+            );
+        }
+    }
+}
+
+/// The load of every resource whose name contains `wanted`, at each instant it changes.
+fn usage_over_time(report: &meridian_planner::replay::Report, plan: &Plan, wanted: &str) {
+    let matching: Vec<_> = report
+        .usage
+        .iter()
+        .filter(|u| u.name.contains(wanted))
+        .collect();
+    if matching.is_empty() {
+        println!("usage `{wanted}`: no resource of that name carries a copy in this plan");
+    }
+    for u in matching {
+        if u.limit.is_finite() {
+            println!("{} over the plan (limit {:.0}):", u.name, u.limit);
+        } else {
+            println!("{} over the plan (no limit set):", u.name);
+        }
+        for &(t, load) in &u.points {
+            let share = if u.limit.is_finite() && u.limit > 0.0 {
+                load / u.limit
+            } else {
+                0.0
+            };
+            println!(
+                "  {:>9} {:>12.0} {:>6.1}% {}",
+                duration(t - plan.start),
+                load,
+                100.0 * share,
+                "#".repeat((share * 40.0).round().clamp(0.0, 60.0) as usize)
             );
         }
     }
