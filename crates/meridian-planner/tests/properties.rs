@@ -8,6 +8,7 @@
 //! its scenario (sizes, seed, change, throttles) and the violations, first ones first.
 
 use meridian_gen::{generate_yaml, skewed_slots, GenSpec};
+use meridian_model::group::TransitionHeat;
 use meridian_model::{DomainId, Fleet, NodeId, Placement};
 use meridian_planner::replay::{apply_until, replay, Report};
 use meridian_planner::{plan, Action, Options, Plan};
@@ -62,7 +63,8 @@ fn solver_options(seed: u64, rebalance: bool, drain: Vec<DomainId>) -> meridian_
 fn scenario(nodes: usize, replicas: usize, seed: u64, change: Change) -> Option<Scenario> {
     let spec = GenSpec::new(nodes, replicas, seed);
     let yaml = generate_yaml(&spec).ok()?;
-    let fleet = Fleet::from_yaml(&yaml, "generated.yaml").ok()?;
+    let mut fleet = Fleet::from_yaml(&yaml, "generated.yaml").ok()?;
+    add_promotion_bursts(&mut fleet, seed);
     let full = meridian_solver::Options {
         mode: Mode::Full,
         seed,
@@ -115,6 +117,35 @@ fn scenario(nodes: usize, replicas: usize, seed: u64, change: Change) -> Option<
     })
 }
 
+/// Gives every other group with a leader a catch-up burst on promotion (a tenth of its
+/// leader's network heat for 30 s), so plans must fit bursts beside copies and hand-offs.
+fn add_promotion_bursts(fleet: &mut Fleet, seed: u64) {
+    let Some(net) = fleet.dims.get("net_mbps").map(|d| d.index()) else {
+        return;
+    };
+    let dims = fleet.dims_count();
+    for g in 0..fleet.groups.len() {
+        if (g as u64 + seed) % 2 == 1 {
+            continue;
+        }
+        let model = fleet.products[fleet.groups[g].product.index()].clone();
+        let Some(leader) = model.leader else { continue };
+        let group = &mut fleet.groups[g];
+        let mut heat = vec![0.0; dims];
+        heat[net] = 0.1 * group.heat[leader.index()][net];
+        for &(from, to) in &model.transitions {
+            if to == leader {
+                group.transition_heat.push(TransitionHeat {
+                    from,
+                    to,
+                    seconds: 30.0,
+                    heat: heat.clone(),
+                });
+            }
+        }
+    }
+}
+
 /// Nodes holding at least one replica, in id order.
 fn busy_nodes(fleet: &Fleet, placement: &Placement) -> Vec<NodeId> {
     let mut busy = vec![false; fleet.topology.nodes.len()];
@@ -156,8 +187,9 @@ fn summary(plan: &Plan) -> String {
         .iter()
         .filter(|s| matches!(s.action, Action::Replicate { .. }))
         .count();
+    let bursts = plan.steps.iter().filter(|s| !s.burst.is_empty()).count();
     format!(
-        "{} steps ({copies} copies), makespan {:.0}s (bound {:.0}s: {}), {} blocked",
+        "{} steps ({copies} copies, {bursts} with a burst), makespan {:.0}s (bound {:.0}s: {}), {} blocked",
         plan.steps.len(),
         plan.makespan(),
         plan.bound.seconds,
