@@ -2,6 +2,37 @@
 //!
 //! Exit codes: 0 success, 1 the answer is "no" (infeasible, violations found), 2 bad input.
 
+/// `print!` and `println!` for this crate: std's panic when stdout is closed early (`meridian
+/// plan ... | head`); these end the process quietly instead. Defined before the modules so
+/// every one of them uses them.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(error)
+        }
+    }};
+}
+
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(error)
+        }
+    }};
+}
+
+/// Standard output is gone: a reader that stopped reading (a closed pipe) is not an error;
+/// anything else is reported on standard error.
+fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {error}");
+    std::process::exit(2);
+}
+
 mod bench;
 mod bench_plan;
 mod commands;
