@@ -214,6 +214,8 @@ struct Scheduler<'a> {
     partly_woken: BTreeSet<Wait>,
     /// Nothing else can free capacity: copies may run below `rate_min` rather than never.
     crawl: bool,
+    /// The guard on scheduling rounds tripped (a bug): what is left is reported as blocked.
+    gave_up: bool,
     /// Transition bursts in flight, by step: released when the step ends.
     bursts: HashMap<u32, Vec<(usize, f64)>>,
     /// Jobs that ran at the current instant (cleared when time moves).
@@ -262,6 +264,7 @@ pub fn plan(
         crawl: false,
         tried: std::collections::HashSet::new(),
         bursts: HashMap::new(),
+        gave_up: false,
         waited: HashMap::new(),
         still_waiting: HashMap::new(),
         active: BinaryHeap::new(),
@@ -589,6 +592,7 @@ impl Scheduler<'_> {
                 while let Some(key) = self.ready.pop_first() {
                     rounds += 1;
                     if rounds > rounds_max {
+                        self.gave_up = true;
                         return;
                     }
                     self.tried.insert(key.5);
@@ -1509,6 +1513,11 @@ impl Scheduler<'_> {
             }
             if let Some(w) = self.blocked_reason(Job::Instant(p as u32)) {
                 why.push(w);
+            }
+            if self.gave_up {
+                why.push(
+                    "the scheduler stopped at its bound on rounds, which no real plan reaches: please report this fleet and change".to_string(),
+                );
             }
             if why.is_empty() {
                 why.push(format!(
