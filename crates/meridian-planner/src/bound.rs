@@ -11,16 +11,26 @@ use meridian_model::{Fleet, NodeId};
 
 use crate::ledger::{describe, Ledger};
 use crate::options::Options;
-use crate::path::{per_rate, route, BITS_PER_BYTE};
+use crate::path::{per_rate_on, Network, BITS_PER_BYTE, BYTES_PER_MB};
 use crate::plan::MakespanBound;
 use crate::schedule::PartView;
 
-const BYTES_PER_MB: f64 = 1e6;
+/// Keeps the longer of `best` and a candidate bound (its note is written only if it wins).
+fn raise(best: &mut MakespanBound, seconds: f64, bottleneck: impl FnOnce() -> String) {
+    if seconds > best.seconds {
+        *best = MakespanBound {
+            seconds,
+            bottleneck: bottleneck(),
+        };
+    }
+}
 
 /// `start` is the ledger of the starting placement (the scheduler's, before it books
-/// anything): building one walks every replica, so it is built once per plan.
+/// anything): building one walks every replica, so it is built once per plan; `network` is
+/// the scheduler's route cache.
 pub fn makespan_bound(
     fleet: &Fleet,
+    network: &Network,
     start: &Ledger,
     parts: &[PartView],
     options: &Options,
@@ -72,6 +82,8 @@ pub fn makespan_bound(
         bottleneck: "nothing to copy".to_string(),
     };
     let mut total_bytes = 0.0;
+    let net = fleet.dims.get("net_mbps").map(|d| d.index());
+    let disk = fleet.dims.get("disk_mbps").map(|d| d.index());
     for part in parts {
         let bytes = fleet.group(part.group).size_bytes();
         if bytes == 0.0 || part.sources.is_empty() {
@@ -80,29 +92,24 @@ pub fn makespan_bound(
         for &target in &part.missing {
             total_bytes += bytes;
             let single = bytes / (options.rate_max * BYTES_PER_MB);
-            if single > best.seconds {
-                best = MakespanBound {
-                    seconds: single,
-                    bottleneck: format!(
-                        "one copy of {:.1} GB at rate_max {:.0} MB/s",
-                        bytes / 1e9,
-                        options.rate_max
-                    ),
-                };
-            }
+            raise(&mut best, single, || {
+                format!(
+                    "one copy of {:.1} GB at rate_max {:.0} MB/s",
+                    bytes / 1e9,
+                    options.rate_max
+                )
+            });
             per_node_seconds[target.index()] += single;
             // The closest any source comes: what every route crosses on the target's side.
             let closest = part
                 .sources
                 .iter()
-                .map(|&s| (route(fleet, s, target).shared_levels, s))
+                .map(|&s| (network.shared_levels(s, target), s))
                 .max_by_key(|&(shared, s)| (shared, std::cmp::Reverse(s)));
             let Some((_, nearest)) = closest else {
                 continue;
             };
-            let always = route(fleet, nearest, target);
-            let net = fleet.dims.get("net_mbps").map(|d| d.index());
-            let disk = fleet.dims.get("disk_mbps").map(|d| d.index());
+            let always = network.route(fleet, nearest, target);
             if let Some(net) = net {
                 for &domain in &always.target_side {
                     let r = resources.domain(domain, net);
@@ -131,7 +138,7 @@ pub fn makespan_bound(
             }
             if part.sources.len() == 1 {
                 per_node_seconds[nearest.index()] += single;
-                for (r, coefficient) in per_rate(fleet, &resources, nearest, target) {
+                for (r, coefficient) in per_rate_on(fleet, &resources, nearest, target, &always) {
                     let already = matches!(resources.resource(r), crate::plan::Resource::Domain { domain, .. }
                         if always.target_side.contains(&domain) || domain == fleet.topology.node_domain(target));
                     if !already {
@@ -147,45 +154,33 @@ pub fn makespan_bound(
         if need <= 0.0 || spare <= 0.0 || !spare.is_finite() {
             continue;
         }
-        let seconds = need / spare;
-        if seconds > best.seconds {
-            best = MakespanBound {
-                seconds,
-                bottleneck: format!(
-                    "{}: {:.1} GB must cross it with {:.0} free for copies",
-                    describe(fleet, &resources, r),
-                    demand_bytes[r] / 1e9,
-                    spare
-                ),
-            };
-        }
+        raise(&mut best, need / spare, || {
+            format!(
+                "{}: {:.1} GB must cross it with {:.0} free for copies",
+                describe(fleet, &resources, r),
+                demand_bytes[r] / 1e9,
+                spare
+            )
+        });
     }
     let concurrency = f64::from(options.moves_per_node_max.max(1));
     for (n, &seconds) in per_node_seconds.iter().enumerate() {
-        let seconds = seconds / concurrency;
-        if seconds > best.seconds {
-            best = MakespanBound {
-                seconds,
-                bottleneck: format!(
-                    "node {}: its copies at rate_max, {} at a time (moves_per_node_max)",
-                    fleet.topology.node_name(NodeId(n as u32)),
-                    options.moves_per_node_max
-                ),
-            };
-        }
+        raise(&mut best, seconds / concurrency, || {
+            format!(
+                "node {}: its copies at rate_max, {} at a time (moves_per_node_max)",
+                fleet.topology.node_name(NodeId(n as u32)),
+                options.moves_per_node_max
+            )
+        });
     }
     if let Some(budget) = options.bytes_per_hour_max {
-        let seconds = total_bytes / budget * 3600.0;
-        if seconds > best.seconds {
-            best = MakespanBound {
-                seconds,
-                bottleneck: format!(
-                    "bytes_per_hour budget: {:.1} GB to move at {:.1} GB/h",
-                    total_bytes / 1e9,
-                    budget / 1e9
-                ),
-            };
-        }
+        raise(&mut best, total_bytes / budget * 3600.0, || {
+            format!(
+                "bytes_per_hour budget: {:.1} GB to move at {:.1} GB/h",
+                total_bytes / 1e9,
+                budget / 1e9
+            )
+        });
     }
     best
 }

@@ -8,6 +8,9 @@ use meridian_model::{DomainId, Fleet, NodeId};
 /// Megabits per megabyte: `net_mbps` is in Mb/s, copy rates and `disk_mbps` in MB/s.
 pub const BITS_PER_BYTE: f64 = 8.0;
 
+/// Bytes per MB: copy rates are MB/s.
+pub const BYTES_PER_MB: f64 = 1e6;
+
 /// Dense indices of every resource the planner books: each dimension of each domain, then each
 /// direction of each region link.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +60,7 @@ impl Resources {
 }
 
 /// A node's network domains from itself up to its root.
-pub fn network_ancestors(fleet: &Fleet, node: NodeId) -> Vec<DomainId> {
+fn network_ancestors(fleet: &Fleet, node: NodeId) -> Vec<DomainId> {
     let topology = &fleet.topology;
     let mut up = Vec::new();
     let mut cursor = Some(topology.node_domain(node));
@@ -116,12 +119,6 @@ impl Network {
     }
 }
 
-pub fn route(fleet: &Fleet, source: NodeId, target: NodeId) -> Route {
-    let a = network_ancestors(fleet, source);
-    let b = network_ancestors(fleet, target);
-    route_between(fleet, source, target, &a, &b)
-}
-
 fn route_between(
     fleet: &Fleet,
     source: NodeId,
@@ -145,23 +142,8 @@ fn route_between(
     }
 }
 
-/// What one MB/s of the copy costs each resource it touches, merged per resource.
-pub fn per_rate(
-    fleet: &Fleet,
-    resources: &Resources,
-    source: NodeId,
-    target: NodeId,
-) -> Vec<(usize, f64)> {
-    per_rate_on(
-        fleet,
-        resources,
-        source,
-        target,
-        &route(fleet, source, target),
-    )
-}
-
-/// [`per_rate`] for a route already computed.
+/// What one MB/s of a copy along `route` costs each resource it touches, merged per
+/// resource.
 pub fn per_rate_on(
     fleet: &Fleet,
     resources: &Resources,

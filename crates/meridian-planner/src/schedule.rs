@@ -21,12 +21,9 @@ use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, StateId};
 use crate::bound::makespan_bound;
 use crate::ledger::{describe, Ledger};
 use crate::options::Options;
-use crate::path::{per_rate_on, Network};
+use crate::path::{per_rate_on, Network, BYTES_PER_MB};
 use crate::plan::{Action, Blocked, Load, Plan, Reason, Step};
 use crate::routes::{demotion, next_hop};
-
-/// Bytes per MB: copy rates are MB/s.
-const BYTES_PER_MB: f64 = 1e6;
 
 /// Jobs a freed resource looks past (needing more than it freed) before it stops looking.
 const PASSED_OVER_MAX: usize = 64;
@@ -247,10 +244,11 @@ pub fn plan(
     }
     let parts = build_parts(fleet, current, target, options, &failed);
     let ledger = Ledger::new(fleet, current, &options.failed);
-    let bound = makespan_bound(fleet, &ledger, &parts_view(&parts), options);
+    let network = Network::new(fleet);
+    let bound = makespan_bound(fleet, &network, &ledger, &parts_view(&parts), options);
     let mut scheduler = Scheduler {
         fleet,
-        network: Network::new(fleet),
+        network,
         options,
         ledger,
         parts,
