@@ -169,12 +169,7 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
         );
     }
     drop(engine);
-    let current = full
-        .placement
-        .to_doc(&fleet)
-        .resolve(&fleet, "current")
-        .map_err(|p| anyhow!("{p}"))?
-        .replicas;
+    let current = full.placement.replicas(&fleet);
     let drain = vec![fleet.topology.node_domain(busiest)];
     let start = Instant::now();
     let stateless = meridian_solver::solve(

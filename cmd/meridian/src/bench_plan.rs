@@ -120,6 +120,30 @@ fn measure(
 
 const LEVELS: [(&str, &str); 2] = [("rack", "drain"), ("zone", "evacuation")];
 
+/// The plan for emptying the busiest of the first `tries` domains of `level` that can be
+/// emptied; if none can, a row saying why each could not.
+fn first_plannable(
+    fleet: &Fleet,
+    current: &Placement,
+    level: LevelId,
+    what: &str,
+    tries: usize,
+    seed: u64,
+) -> PlanMeasurement {
+    let mut reasons = Vec::new();
+    for domain in candidates(fleet, current, level).into_iter().take(tries) {
+        match measure(fleet, current, domain, what, seed) {
+            Ok(m) => return m,
+            Err(why) => reasons.push(why),
+        }
+    }
+    PlanMeasurement {
+        change: format!("{} {what}", fleet.topology.level_name(level)),
+        infeasible: Some(reasons.join("; ")),
+        ..PlanMeasurement::default()
+    }
+}
+
 /// Utilization of the fleet generated for a zone evacuation when the benchmark's own fleet
 /// cannot lose a zone (two zones per region at 60% cannot fit in one).
 pub const EVACUABLE_UTILIZATION: f64 = 0.35;
@@ -153,21 +177,16 @@ pub fn evacuable_zone_plan(replicas: usize, seed: u64) -> Result<PlanMeasurement
         "(fleet generated at {:.0}% utilization)",
         100.0 * EVACUABLE_UTILIZATION
     );
-    let mut reasons = Vec::new();
-    for domain in candidates(&fleet, &solved.placement, level) {
-        match measure(&fleet, &solved.placement, domain, "evacuation", seed) {
-            Ok(mut m) => {
-                m.change = format!("{} {note}", m.change);
-                return Ok(m);
-            }
-            Err(why) => reasons.push(why),
-        }
-    }
-    Ok(PlanMeasurement {
-        change: format!("zone evacuation {note}"),
-        infeasible: Some(reasons.join("; ")),
-        ..PlanMeasurement::default()
-    })
+    let mut m = first_plannable(
+        &fleet,
+        &solved.placement,
+        level,
+        "evacuation",
+        usize::MAX,
+        seed,
+    );
+    m.change = format!("{} {note}", m.change);
+    Ok(m)
 }
 
 /// Plans draining the busiest rack and evacuating a zone: the busiest that can be emptied,
@@ -184,22 +203,7 @@ pub fn measure_plans(
         let Some(level) = topology.level_by_name(level) else {
             continue;
         };
-        let mut reasons = Vec::new();
-        let mut found = None;
-        for domain in candidates(fleet, current, level).into_iter().take(3) {
-            match measure(fleet, current, domain, what, seed) {
-                Ok(m) => {
-                    found = Some(m);
-                    break;
-                }
-                Err(why) => reasons.push(why),
-            }
-        }
-        out.push(found.unwrap_or_else(|| PlanMeasurement {
-            change: format!("{} {what}", topology.level_name(level)),
-            infeasible: Some(reasons.join("; ")),
-            ..PlanMeasurement::default()
-        }));
+        out.push(first_plannable(fleet, current, level, what, 3, seed));
     }
     if out.is_empty() {
         return Err(anyhow!("the fleet has neither racks nor zones to empty"));

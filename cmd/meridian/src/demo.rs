@@ -27,11 +27,7 @@ pub fn run() -> Result<ExitCode> {
         &meridian_solver::quality(&fleet, &solved.placement),
         None,
     );
-    let doc = solved.placement.to_doc(&fleet);
-    let replicas = doc
-        .resolve(&fleet, "target")
-        .map_err(|p| anyhow!("{p}"))?
-        .replicas;
+    let replicas = solved.placement.replicas(&fleet);
     let violations = check(&fleet, &replicas);
     println!("\nindependent check: {} violation(s)", violations.len());
 
@@ -63,12 +59,7 @@ pub fn run() -> Result<ExitCode> {
         &meridian_solver::quality(&fleet, &repaired.placement),
         None,
     );
-    let after = repaired
-        .placement
-        .to_doc(&fleet)
-        .resolve(&fleet, "repaired")
-        .map_err(|p| anyhow!("{p}"))?
-        .replicas;
+    let after = repaired.placement.replicas(&fleet);
     let moved_elsewhere = after
         .iter()
         .filter(|r| {
