@@ -1,6 +1,8 @@
 //! The replay checker on hand-built plans over a tiny fleet: a correct plan passes, and every
 //! invariant broken on purpose is reported, naming what broke it.
 
+mod common;
+
 use meridian_model::placement::UNASSIGNED;
 use meridian_model::{Fleet, GroupId, NodeId, Placement, StateId};
 use meridian_planner::replay::{
@@ -102,15 +104,11 @@ fn state(fleet: &Fleet, group_name: &str, name: &str) -> StateId {
 
 /// A placement with partition 0 of each named group on the given (node, state) pairs.
 fn placement(fleet: &Fleet, partitions: &[(&str, &[(&str, &str)])]) -> Placement {
-    let mut placement = Placement::empty(fleet);
-    for (group_name, replicas) in partitions {
-        let first = fleet.group(group(fleet, group_name)).partition_slot(0);
-        for (k, (node_name, state_name)) in replicas.iter().enumerate() {
-            placement.slots[first + k].node = node(fleet, node_name).0;
-            placement.slots[first + k].state = state(fleet, group_name, state_name);
-        }
-    }
-    placement
+    let replicas: Vec<(&str, u32, &str, &str)> = partitions
+        .iter()
+        .flat_map(|&(group, replicas)| replicas.iter().map(move |&(n, s)| (group, 0, n, s)))
+        .collect();
+    common::placement_of(fleet, &replicas)
 }
 
 fn step(fleet: &Fleet, id: u32, group_name: &str, start: f64, action: Action) -> Step {
