@@ -180,13 +180,17 @@ impl Layout {
             .filter(|r| r.class.pool() == Pool::Storage)
             .count();
         let zone_count = rng.random_range(2..=3).min(storage_racks).max(1);
-        let mut storage_index = 0;
+        // Both pools deal their racks round-robin over the zones (GPU racks from a random
+        // zone), as operators spread capacity so that losing a zone leaves every pool some.
+        let gpu_offset = rng.random_range(0..zone_count);
+        let (mut storage_index, mut gpu_index) = (0, gpu_offset);
         for rack in racks.iter_mut() {
-            rack.zone = match rack.class.pool() {
-                Pool::Storage => storage_index % zone_count,
-                Pool::Gpu => rng.random_range(0..zone_count),
+            let index = match rack.class.pool() {
+                Pool::Storage => &mut storage_index,
+                Pool::Gpu => &mut gpu_index,
             };
-            storage_index += usize::from(rack.class.pool() == Pool::Storage);
+            rack.zone = *index % zone_count;
+            *index += 1;
         }
         let mut zones = Vec::new();
         for zone in 0..zone_count {
