@@ -1,0 +1,20 @@
+//! Meridian's deterministic fleet simulator.
+//!
+//! In the spirit of FoundationDB's and TigerBeetle's simulation testing: simulated time, one
+//! seed for every random choice, and the real solver and planner inside. This crate holds the
+//! simulator's pure models — what the workload is at any instant ([`workload`]) and which
+//! faults are in force ([`faults`]) — each a pure function of (spec, fleet, seed, time), so a
+//! run replays bit for bit and strategies that look at different times see the same world.
+
+pub mod duration;
+pub mod faults;
+mod noise;
+pub mod spec_error;
+#[cfg(test)]
+mod test_fleet;
+pub mod workload;
+
+pub use duration::HumanDuration;
+pub use faults::{FaultSchedule, FaultSpec, FaultState};
+pub use spec_error::SpecError;
+pub use workload::{Snapshot, Workload, WorkloadSpec};
