@@ -40,6 +40,7 @@ mod demo;
 mod input;
 mod plan_cmd;
 mod report;
+mod sim_cmd;
 
 use std::process::ExitCode;
 
@@ -72,6 +73,8 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Generate a seeded synthetic fleet (and optionally a skewed starting placement).
     Gen(commands::GenArgs),
+    /// Simulate a scenario with several strategies (static, siloed, unified, ...); report.
+    Sim(sim_cmd::SimArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
     Bench(bench::BenchArgs),
     /// One size of `bench`, run in a child process (prints JSON).
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => commands::explain(args),
         Command::Gen(args) => commands::gen(args),
         Command::Plan(args) => plan_cmd::run(args),
+        Command::Sim(args) => sim_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchOne(args) => bench::run_one(args),
     };

@@ -6,13 +6,29 @@
 //! faults are in force ([`faults`]) — each a pure function of (spec, fleet, seed, time), so a
 //! run replays bit for bit and strategies that look at different times see the same world.
 
+pub mod accounting;
 pub mod duration;
+pub mod engine;
+pub mod executor;
 pub mod faults;
+pub mod load;
+pub mod measure;
 mod noise;
+pub mod plots;
+pub mod report;
+pub mod scenario;
+pub mod simulate;
 pub mod spec_error;
+pub mod strategies;
+pub mod strategy;
 #[cfg(test)]
 mod test_fleet;
+pub mod view;
 pub mod workload;
+pub mod world;
+
+/// Bytes per MB: copy rates are MB/s.
+pub const BYTES_PER_MB: f64 = meridian_planner::path::BYTES_PER_MB;
 
 pub use duration::HumanDuration;
 pub use faults::{FaultSchedule, FaultSpec, FaultState};

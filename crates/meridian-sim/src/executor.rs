@@ -1,0 +1,233 @@
+//! Carries out a strategy's intents on its world, as agents would: moves start at once; a
+//! planner's plan starts each step at its planned time, and only once every step planned to
+//! end before it has ended for real — copies slowed by throttles or shared links push the
+//! rest of the plan back instead of breaking its order (a drop never overtakes the copy that
+//! replaces it). A step the world no longer allows (its node died) is skipped, and with it
+//! the rest of its partition's steps.
+
+use std::collections::{BTreeSet, HashSet};
+
+use meridian_model::{Fleet, NodeId};
+use meridian_planner::path::{Network, Resources};
+use meridian_planner::{Action, Plan, Step};
+
+use crate::load::copy_unit;
+use crate::strategy::{Move, MoveAction};
+use crate::world::{PartId, Transfer, World};
+
+/// What the executor needs of the fleet to start copies.
+pub struct Context<'a> {
+    pub fleet: &'a Fleet,
+    pub network: &'a Network,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Default)]
+pub struct Executed {
+    pub copies_started: u64,
+    pub steps_skipped: u64,
+}
+
+/// The plan being carried out.
+#[derive(Default)]
+pub struct PlanRun {
+    steps: Vec<Step>,
+    next: usize,
+    /// Steps not yet ended, by (planned end, position).
+    open: BTreeSet<(u64, usize)>,
+    skipped_parts: HashSet<PartId>,
+}
+
+impl PlanRun {
+    pub fn new(plan: Plan) -> PlanRun {
+        let mut steps = plan.steps;
+        steps.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
+        let open = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.end.to_bits(), i))
+            .collect();
+        PlanRun {
+            steps,
+            next: 0,
+            open,
+            skipped_parts: HashSet::new(),
+        }
+    }
+
+    /// Steps not yet started.
+    pub fn pending(&self) -> usize {
+        self.steps.len() - self.next
+    }
+
+    /// Starts no more steps.
+    pub fn cancel(&mut self) {
+        for i in self.next..self.steps.len() {
+            self.open.remove(&(self.steps[i].end.to_bits(), i));
+        }
+        self.next = self.steps.len();
+    }
+
+    /// A copy this plan started has landed (or was lost).
+    pub fn ended(&mut self, position: usize) {
+        if let Some(step) = self.steps.get(position) {
+            self.open.remove(&(step.end.to_bits(), position));
+        }
+    }
+
+    /// A copy this plan started was given up: the rest of its partition's steps are skipped
+    /// (a drop must never follow a copy that did not land).
+    pub fn abort(&mut self, position: usize, part: PartId) {
+        self.ended(position);
+        self.skipped_parts.insert(part);
+    }
+
+    /// Starts every step that is due at `t_s` and whose predecessors have ended.
+    pub fn start_due(&mut self, t_s: f64, ctx: &Context, world: &mut World) -> Executed {
+        let mut executed = Executed::default();
+        while self.next < self.steps.len() {
+            let i = self.next;
+            let step = &self.steps[i];
+            if step.start > t_s + 1e-9 {
+                break;
+            }
+            let key = (step.start.to_bits(), i);
+            if self.open.iter().next().is_some_and(|&first| first < key) {
+                break; // Something planned to end before this starts is still running.
+            }
+            self.next += 1;
+            let part = world.parts.id(step.group, step.partition);
+            let started = !self.skipped_parts.contains(&part) && apply_step(step, i, ctx, world);
+            if !started {
+                executed.steps_skipped += 1;
+                self.skipped_parts.insert(part);
+            }
+            let is_copy = matches!(step.action, Action::Replicate { .. });
+            if is_copy && started {
+                executed.copies_started += 1;
+            } else {
+                self.open.remove(&(step.end.to_bits(), i));
+            }
+        }
+        executed
+    }
+}
+
+fn apply_step(step: &Step, position: usize, ctx: &Context, world: &mut World) -> bool {
+    let part = world.parts.id(step.group, step.partition);
+    let model = ctx.fleet.product_of(step.group);
+    match &step.action {
+        Action::Replicate {
+            source,
+            target,
+            state,
+            bytes,
+            rate,
+            ..
+        } => {
+            let transfer = transfer(ctx, part, (*source, *target), *bytes, *rate, None);
+            world.start_copy(
+                part,
+                *state,
+                Transfer {
+                    step: Some(position as u32),
+                    ..transfer
+                },
+            )
+        }
+        Action::Start { node, state } => world.start_empty(part, *node, *state),
+        Action::Transition { node, from, to } => world.set_state(part, *node, *from, *to),
+        Action::HandOff {
+            from,
+            to,
+            demote_to,
+            ..
+        } => match model.leader {
+            Some(leader) => world.hand_off(part, (*from, *demote_to), (*to, leader)),
+            None => false,
+        },
+        Action::Drop { node, .. } => world.drop_replica(part, *node),
+    }
+}
+
+fn transfer(
+    ctx: &Context,
+    part: PartId,
+    (source, target): (NodeId, NodeId),
+    bytes: f64,
+    rate_mbps: f64,
+    then_drop: Option<NodeId>,
+) -> Transfer {
+    Transfer {
+        part,
+        source,
+        target,
+        bytes_left: bytes,
+        bytes_total: bytes,
+        rate_wanted: rate_mbps,
+        rate: rate_mbps,
+        unit: copy_unit(ctx.fleet, ctx.network, &ctx.resources, source, target),
+        then_drop,
+        step: None,
+        stalled_s: 0.0,
+    }
+}
+
+/// Starts moves now, in order; returns how many copies started and how many moves the world
+/// refused (e.g. a target that already holds the partition).
+pub fn start_moves(moves: &[Move], ctx: &Context, world: &mut World) -> Executed {
+    let mut executed = Executed::default();
+    for m in moves {
+        let (group, _) = world.parts.locate(m.part);
+        let started = match &m.action {
+            MoveAction::Copy {
+                source,
+                target,
+                state,
+                rate_mbps,
+                then_drop,
+            } => {
+                let bytes = ctx.fleet.group(group).size_bytes();
+                let t = transfer(
+                    ctx,
+                    m.part,
+                    (*source, *target),
+                    bytes,
+                    *rate_mbps,
+                    *then_drop,
+                );
+                let ok = world.start_copy(m.part, *state, t);
+                executed.copies_started += u64::from(ok);
+                ok
+            }
+            MoveAction::Start { node, state } => world.start_empty(m.part, *node, *state),
+            MoveAction::HandOff { from, to } => {
+                let model = ctx.fleet.product_of(group);
+                let demote_to = model
+                    .leader
+                    .and_then(|leader| leader_steps_down_to(model, leader));
+                match (model.leader, demote_to) {
+                    (Some(leader), Some(demote_to)) => {
+                        world.hand_off(m.part, (*from, demote_to), (*to, leader))
+                    }
+                    _ => false,
+                }
+            }
+            MoveAction::Drop { node } => world.drop_replica(m.part, *node),
+        };
+        executed.steps_skipped += u64::from(!started);
+    }
+    executed
+}
+
+/// The serving state a leader steps down to (a state it may go to that may come back).
+pub fn leader_steps_down_to(
+    model: &meridian_model::StateModel,
+    leader: meridian_model::StateId,
+) -> Option<meridian_model::StateId> {
+    (0..model.states.len())
+        .map(|s| meridian_model::StateId(s as u8))
+        .find(|&s| {
+            s != leader && s != model.initial && model.allows(leader, s) && model.allows(s, leader)
+        })
+}

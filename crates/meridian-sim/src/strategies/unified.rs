@@ -1,0 +1,209 @@
+//! *unified*: Meridian itself — the solver with the full physical topology, then the planner,
+//! whose copies are booked on every link, switch and PDU they cross. *oracle* is the same
+//! controller fed the workload's true peak over the coming hours instead of what telemetry
+//! shows now: an upper bound on what prediction could add.
+//!
+//! It acts only on a reason (hysteresis): a replica lost to a dead node, a partition short of
+//! replicas, or a domain whose load nears its limit — and rebalances at most once per
+//! cool-down, so a workload that is simply too hot for any placement does not churn.
+
+use std::sync::Arc;
+
+use meridian_model::{DomainId, NodeId};
+use meridian_solver::{Mode, Options as SolverOptions};
+
+use crate::strategy::{Decision, Strategy, View};
+use crate::view::fleet_view;
+use crate::workload::Workload;
+
+#[derive(Debug, Clone)]
+pub struct UnifiedOptions {
+    /// Rebalance moves per decision at most (repairs are never capped).
+    pub moves_max: usize,
+    /// Least time between two rebalances, seconds.
+    pub rebalance_cooldown_s: f64,
+    /// Rebalance once a domain's load reaches this share of its limit: early enough that
+    /// the moves (which need room themselves) still fit.
+    pub rebalance_above: f64,
+    pub planner: meridian_planner::Options,
+    pub seed: u64,
+}
+
+impl Default for UnifiedOptions {
+    fn default() -> Self {
+        UnifiedOptions {
+            moves_max: 200,
+            rebalance_cooldown_s: 1800.0,
+            rebalance_above: 0.9,
+            planner: meridian_planner::Options::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// What the oracle knows: the workload itself, and how far ahead it looks.
+pub struct Foresight {
+    pub workload: Arc<Workload>,
+    pub horizon_s: f64,
+    pub step_s: f64,
+}
+
+pub struct Unified {
+    name: String,
+    options: UnifiedOptions,
+    foresight: Option<Foresight>,
+    last_rebalance_s: f64,
+}
+
+impl Unified {
+    pub fn new(options: UnifiedOptions) -> Unified {
+        Unified {
+            name: "unified".to_string(),
+            options,
+            foresight: None,
+            last_rebalance_s: f64::NEG_INFINITY,
+        }
+    }
+
+    pub fn oracle(options: UnifiedOptions, foresight: Foresight) -> Unified {
+        Unified {
+            name: "oracle".to_string(),
+            foresight: Some(foresight),
+            ..Unified::new(options)
+        }
+    }
+
+    /// Heat to place on. Unified: per dimension, the larger of what telemetry shows and what
+    /// the fleet declares (the operator's sizing, as a Kubernetes request is) — placing on
+    /// the load of a quiet hour alone would fill nodes that the afternoon peak then
+    /// overflows. Oracle: each group's true peak over the horizon.
+    fn heat(&self, view: &View) -> Vec<Vec<Vec<f64>>> {
+        let Some(f) = &self.foresight else {
+            let mut heat = view.heat.to_vec();
+            for (g, group) in view.base.groups.iter().enumerate() {
+                for (row, declared) in heat[g].iter_mut().zip(&group.heat) {
+                    for (h, d) in row.iter_mut().zip(declared) {
+                        *h = h.max(*d);
+                    }
+                }
+            }
+            return heat;
+        };
+        let mut peak: Vec<Vec<Vec<f64>>> = view.heat.to_vec();
+        let steps = (f.horizon_s / f.step_s.max(1.0)).ceil().clamp(1.0, 1000.0) as usize;
+        for k in 0..=steps {
+            let t = (view.t_s + k as f64 * f.step_s).min(f.workload.duration_s());
+            for (g, group) in view.base.groups.iter().enumerate() {
+                let gid = meridian_model::GroupId(g as u32);
+                for (s, row) in peak[g].iter_mut().enumerate() {
+                    let state = meridian_model::StateId(s as u8);
+                    let future = f.workload.scaled_heat(view.base, gid, state, t);
+                    for (p, v) in row.iter_mut().zip(future) {
+                        *p = p.max(v);
+                    }
+                }
+                let _ = group;
+            }
+        }
+        peak
+    }
+}
+
+/// Whether any partition of an active group has fewer serving replicas than it wants.
+fn short_of_replicas(view: &View) -> bool {
+    view.base.groups.iter().enumerate().any(|(g, group)| {
+        view.active[g]
+            && view
+                .parts
+                .of_group(meridian_model::GroupId(g as u32))
+                .any(|part| {
+                    let serving = view.world.replicas[part]
+                        .iter()
+                        .filter(|h| h.ready && !view.down[h.node.index()])
+                        .count();
+                    serving < group.replicas_per_partition()
+                })
+    })
+}
+
+/// Whether a domain's load under `heat` has reached `share` of its limit.
+fn near_limit(view: &View, heat: &[Vec<Vec<f64>>], share: f64) -> bool {
+    let fleet = view.base;
+    let load = crate::load::steady_load(fleet, view.resources, view.world, heat, view.down);
+    let domain_cells = view.resources.domains * view.resources.dims;
+    load[..domain_cells]
+        .iter()
+        .zip(&fleet.limit)
+        .any(|(l, limit)| *l > *limit * share)
+}
+
+fn down_nodes(view: &View) -> Vec<NodeId> {
+    view.down
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d)
+        .map(|(n, _)| NodeId(n as u32))
+        .collect()
+}
+
+impl Strategy for Unified {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn throttles_to_limits(&self) -> bool {
+        true
+    }
+
+    fn decide(&mut self, view: &View) -> Decision {
+        // Copies in flight were booked against the load when they were planned; a new plan
+        // starts once they have landed, so no two plans ever book the same room.
+        if view.busy {
+            return if short_of_replicas(view) {
+                Decision::Cancel
+            } else {
+                Decision::Idle
+            };
+        }
+        let heat = self.heat(view);
+        let hot = near_limit(view, &heat, self.options.rebalance_above)
+            && view.t_s - self.last_rebalance_s >= self.options.rebalance_cooldown_s;
+        if !hot && !short_of_replicas(view) {
+            return Decision::Idle;
+        }
+        let fleet = fleet_view(view.base, &heat, view.active);
+        let failed = down_nodes(view);
+        let serving = view.world.serving(view.down);
+        let (current, _surplus) = meridian_solver::current::to_slots(&fleet, &serving);
+        let drain: Vec<DomainId> = failed
+            .iter()
+            .map(|&n| fleet.topology.node_domain(n))
+            .collect();
+        let solution = meridian_solver::solve(
+            &fleet,
+            &serving,
+            &SolverOptions {
+                mode: Mode::Repair,
+                seed: self.options.seed,
+                rebalance: hot,
+                moves_max: self.options.moves_max,
+                drain,
+                ..SolverOptions::default()
+            },
+        );
+        if hot {
+            self.last_rebalance_s = view.t_s;
+        }
+        let options = meridian_planner::Options {
+            failed,
+            ..self.options.planner.clone()
+        };
+        let plan =
+            meridian_planner::plan(&fleet, &current, &solution.placement, &options, view.t_s);
+        if plan.steps.is_empty() {
+            Decision::Idle
+        } else {
+            Decision::Plan(plan)
+        }
+    }
+}
