@@ -58,6 +58,7 @@ struct Run<'a> {
     heat: Vec<Vec<Vec<f64>>>,
     observed_heat: Vec<Vec<Vec<f64>>>,
     observed_steady: Vec<f64>,
+    observed_access: Vec<Vec<(meridian_model::RegionId, f64)>>,
     was_down: Vec<bool>,
     leaderless_since: Vec<Option<f64>>,
     accounts: Accounts,
@@ -110,6 +111,7 @@ impl<'a> Run<'a> {
             observed_heat: heat.clone(),
             heat,
             observed_steady: vec![0.0; resources.count()],
+            observed_access: vec![Vec::new(); base.groups.len()],
             was_down: vec![false; nodes],
             accounts: Accounts::new(base, resources),
         }
@@ -249,6 +251,12 @@ impl<'a> Run<'a> {
             }
             self.observed_steady = steady;
             self.observed_heat.clone_from(&self.heat);
+            for (g, access) in self.observed_access.iter_mut().enumerate() {
+                let by_region = self
+                    .snapshot
+                    .access_by_region(meridian_model::GroupId(g as u32));
+                *access = crate::simulate::shares(&by_region);
+            }
         }
         let busy =
             !self.world.transfers.is_empty() || self.plan.as_ref().is_some_and(|p| p.pending() > 0);
@@ -261,6 +269,7 @@ impl<'a> Run<'a> {
             parts: &self.world.parts,
             heat: &self.observed_heat,
             active: &active,
+            access: &self.observed_access,
             down: &down,
             world: &self.world,
             steady: &self.observed_steady,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use meridian_model::placement::Replica;
-use meridian_model::{GroupId, Placement};
+use meridian_model::{GroupId, Placement, RegionId};
 use meridian_solver::{Mode, Options as SolverOptions};
 
 use crate::engine::{self, Outcome, Setup};
@@ -31,6 +31,15 @@ pub struct Results {
     pub outcomes: Vec<Outcome>,
 }
 
+/// Access by region as shares that sum to 1 (empty if nobody reads).
+pub fn shares(access: &[(RegionId, f64)]) -> Vec<(RegionId, f64)> {
+    let total: f64 = access.iter().map(|a| a.1).sum();
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    access.iter().map(|&(r, a)| (r, a / total)).collect()
+}
+
 /// Threads strategies run on.
 const THREADS: usize = 2;
 
@@ -51,7 +60,10 @@ pub fn initial_placement(scenario: &Scenario) -> Result<Placement, String> {
     let active: Vec<bool> = (0..base.groups.len())
         .map(|g| snapshot.active(GroupId(g as u32)))
         .collect();
-    let view = fleet_view(base, &heat, &active);
+    let access: Vec<Vec<(RegionId, f64)>> = (0..base.groups.len())
+        .map(|g| shares(&snapshot.access_by_region(GroupId(g as u32))))
+        .collect();
+    let view = fleet_view(base, &heat, &access, &active);
     let solution = meridian_solver::solve(
         &view,
         &[],

@@ -3,7 +3,7 @@
 //! intents — a timed plan (Meridian's planner) or moves to start now (the rebalancers it is
 //! compared with) — and the engine carries them out on the strategy's own world.
 
-use meridian_model::{Fleet, NodeId, StateId};
+use meridian_model::{Fleet, NodeId, RegionId, StateId};
 use meridian_planner::path::Resources;
 
 use crate::world::{PartId, PartIndex, World};
@@ -18,6 +18,9 @@ pub struct View<'a> {
     pub heat: &'a [Vec<Vec<f64>>],
     /// Groups that exist (have arrived).
     pub active: &'a [bool],
+    /// Where each group is read from, as telemetry last showed it: shares by region that sum
+    /// to 1 (empty for a group nobody reads).
+    pub access: &'a [Vec<(RegionId, f64)>],
     /// Nodes known to be down.
     pub down: &'a [bool],
     /// What is where, copies in flight included.

@@ -1,15 +1,24 @@
 //! The fleet as a strategy's solver sees it at one decision: the declared topology and
-//! constraints, with each group's heat as observed (not as declared), and groups that have
-//! not arrived yet holding no partitions. Group ids stay those of the base fleet, so replicas
+//! constraints, with each group's heat and readers as observed (not as declared), and groups
+//! that have not arrived yet holding no partitions. Group ids stay those of the base fleet, so replicas
 //! read back from a solution map onto the simulated world unchanged.
 
-use meridian_model::Fleet;
+use meridian_model::{Fleet, RegionId};
 
-pub fn fleet_view(base: &Fleet, heat: &[Vec<Vec<f64>>], active: &[bool]) -> Fleet {
+/// `access` replaces a group's declared readers where it is not empty.
+pub fn fleet_view(
+    base: &Fleet,
+    heat: &[Vec<Vec<f64>>],
+    access: &[Vec<(RegionId, f64)>],
+    active: &[bool],
+) -> Fleet {
     let mut fleet = base.clone();
     let mut offset = 0;
     for (g, group) in fleet.groups.iter_mut().enumerate() {
         group.heat.clone_from(&heat[g]);
+        if let Some(observed) = access.get(g).filter(|a| !a.is_empty()) {
+            group.access.clone_from(observed);
+        }
         if !active[g] {
             group.partitions = 0;
             group.pins.clear();
@@ -32,7 +41,7 @@ mod tests {
         let heat: Vec<Vec<Vec<f64>>> = base.groups.iter().map(|g| g.heat.clone()).collect();
         let mut active = vec![true; base.groups.len()];
         active[0] = false;
-        let view = fleet_view(&base, &heat, &active);
+        let view = fleet_view(&base, &heat, &[], &active);
         assert_eq!(view.groups[0].partitions, 0);
         assert_eq!(
             view.slot_count,

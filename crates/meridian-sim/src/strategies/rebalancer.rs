@@ -998,6 +998,7 @@ groups:
                 parts: &self.parts,
                 heat: &self.heat,
                 active: &self.active,
+                access: &[],
                 down: &self.down,
                 world: &self.world,
                 steady: &self.steady,

@@ -171,7 +171,7 @@ impl Strategy for Unified {
         if !hot && !short_of_replicas(view) {
             return Decision::Idle;
         }
-        let fleet = fleet_view(view.base, &heat, view.active);
+        let fleet = fleet_view(view.base, &heat, view.access, view.active);
         let failed = down_nodes(view);
         let serving = view.world.serving(view.down);
         let (current, _surplus) = meridian_solver::current::to_slots(&fleet, &serving);
