@@ -62,6 +62,8 @@ struct Run<'a> {
     was_down: Vec<bool>,
     leaderless_since: Vec<Option<f64>>,
     accounts: Accounts,
+    /// The world and the set of dead nodes as last checked.
+    checked: (u64, Vec<bool>),
 }
 
 /// Runs `strategy` from the initial placement to the end; `progress` is told the share done.
@@ -114,6 +116,7 @@ impl<'a> Run<'a> {
             observed_access: vec![Vec::new(); base.groups.len()],
             was_down: vec![false; nodes],
             accounts: Accounts::new(base, resources),
+            checked: (u64::MAX, Vec::new()),
         }
     }
 
@@ -301,7 +304,6 @@ impl<'a> Run<'a> {
                 self.accounts.copies_started(done.copies_started);
             }
         }
-        self.accounts.check_invariants(t, base, &self.world, &down);
     }
 
     fn execute(&mut self, t: f64) {
@@ -358,6 +360,12 @@ impl<'a> Run<'a> {
             if let (Some(plan), Some(step)) = (&mut self.plan, landed.step) {
                 plan.ended(step as usize);
             }
+        }
+        // The placement invariants can only change when the world or the set of dead nodes
+        // does: checking then is checking at the end of every tick.
+        if self.checked.0 != self.world.changes || self.checked.1 != down {
+            self.accounts.check_invariants(t, base, &self.world, &down);
+            self.checked = (self.world.changes, down.clone());
         }
     }
 }

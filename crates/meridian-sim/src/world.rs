@@ -83,6 +83,8 @@ pub struct World {
     pub parts: PartIndex,
     pub replicas: Vec<Vec<Held>>,
     pub transfers: Vec<Transfer>,
+    /// Counts changes to `replicas`, so checkers can skip ticks where nothing moved.
+    pub changes: u64,
 }
 
 impl World {
@@ -101,6 +103,7 @@ impl World {
             parts,
             replicas,
             transfers: Vec::new(),
+            changes: 0,
         }
     }
 
@@ -125,6 +128,7 @@ impl World {
             ready: false,
         });
         self.transfers.push(transfer);
+        self.changes += 1;
         true
     }
 
@@ -138,6 +142,7 @@ impl World {
             state,
             ready: true,
         });
+        self.changes += 1;
         true
     }
 
@@ -145,6 +150,7 @@ impl World {
         match self.held_at_mut(part, node) {
             Some(held) if held.ready && held.state == from => {
                 held.state = to;
+                self.changes += 1;
                 true
             }
             _ => false,
@@ -173,6 +179,7 @@ impl World {
         if let Some(h) = self.held_at_mut(part, to) {
             h.state = leader;
         }
+        self.changes += 1;
         true
     }
 
@@ -182,7 +189,9 @@ impl World {
         self.replicas[part].retain(|h| h.node != node);
         self.transfers
             .retain(|t| !(t.part == part && (t.target == node || t.source == node)));
-        self.replicas[part].len() < before
+        let dropped = self.replicas[part].len() < before;
+        self.changes += u64::from(dropped);
+        dropped
     }
 
     /// Advances every transfer by `dt_s` at its current rate; lands the finished ones and
@@ -208,6 +217,7 @@ impl World {
                 i += 1;
             }
         }
+        self.changes += landed.len() as u64;
         // swap_remove reorders; keep the order deterministic and independent of it.
         landed.sort_by_key(|t| (t.part, t.target));
         self.transfers.sort_by_key(|t| (t.part, t.target));

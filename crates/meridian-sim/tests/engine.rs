@@ -69,3 +69,65 @@ fn meridian_repairs_without_breaking_invariants_and_runs_replay() {
         "same scenario, same seed: byte-identical results"
     );
 }
+
+/// A strategy that breaks residency on purpose: the checkers must see it.
+struct Rogue {
+    done: bool,
+}
+
+impl meridian_sim::strategy::Strategy for Rogue {
+    fn name(&self) -> &str {
+        "rogue"
+    }
+
+    fn decide(&mut self, view: &meridian_sim::strategy::View) -> meridian_sim::strategy::Decision {
+        use meridian_sim::strategy::{Decision, Move, MoveAction};
+        if std::mem::replace(&mut self.done, true) {
+            return Decision::Idle;
+        }
+        let fleet = view.base;
+        let group = fleet.group_by_name("orders-db").unwrap();
+        let part = view.parts.of_group(group).start;
+        let held = view.world.replicas[part][0];
+        let outside = fleet.topology.node_by_name("n21").unwrap(); // eu-west: not allowed
+        Decision::Moves(vec![Move {
+            part,
+            action: MoveAction::Copy {
+                source: held.node,
+                target: outside,
+                state: held.state,
+                rate_mbps: 100.0,
+                then_drop: None,
+            },
+        }])
+    }
+}
+
+#[test]
+fn the_checkers_catch_a_strategy_that_breaks_residency() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/small-storm.yaml");
+    let scenario = Scenario::from_yaml(SCENARIO, file).unwrap_or_else(|e| panic!("{e}"));
+    let initial = meridian_sim::simulate::initial_placement(&scenario).unwrap();
+    let setup = meridian_sim::engine::Setup {
+        base: &scenario.fleet,
+        initial: &initial,
+        workload: &scenario.workload,
+        faults: &scenario.faults,
+        duration_s: 3600.0,
+        tick_s: 60.0,
+        control_interval_s: 300.0,
+        failover_s: 30.0,
+        sample_s: 600.0,
+    };
+    let outcome = meridian_sim::engine::run(&setup, &mut Rogue { done: false }, &mut |_| {});
+    let s = &outcome.summary;
+    assert!(
+        s.invariant_violations > 0,
+        "the residency breach went unseen"
+    );
+    assert!(
+        s.violations[0].contains("orders-db/0") && s.violations[0].contains("n21"),
+        "{:?}",
+        s.violations
+    );
+}
