@@ -413,3 +413,67 @@ fn share_overloaded(world: &mut World, steady: &[f64], transient: &[f64], capaci
         tr.rate *= share;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{PartIndex, Transfer};
+
+    fn world_with(copies: &[(f64, Vec<(usize, f64)>)]) -> World {
+        let fleet = crate::test_fleet::tiny_fleet();
+        World {
+            parts: PartIndex::new(&fleet),
+            replicas: Vec::new(),
+            transfers: copies
+                .iter()
+                .enumerate()
+                .map(|(i, (rate, unit))| Transfer {
+                    part: i,
+                    source: NodeId(0),
+                    target: NodeId(1),
+                    bytes_left: 1e12,
+                    bytes_total: 1e12,
+                    rate_wanted: *rate,
+                    rate: *rate,
+                    unit: unit.clone(),
+                    then_drop: None,
+                    step: None,
+                    stalled_s: 0.0,
+                })
+                .collect(),
+            changes: 0,
+        }
+    }
+
+    #[test]
+    fn meridian_throttles_copies_to_what_the_limit_leaves_and_pauses_at_it() {
+        // Resource 0: limit 1000, steady 600 → 400 left; each copy loads it 8 per MB/s.
+        let mut world = world_with(&[(40.0, vec![(0, 8.0)]), (40.0, vec![(0, 8.0)])]);
+        throttle_to(&mut world, &[600.0], &[1000.0]);
+        assert_eq!(world.transfers[0].rate, 40.0); // 320 of the 400
+        assert!((world.transfers[1].rate - 10.0).abs() < 1e-9); // the 80 left
+        let mut full = world_with(&[(40.0, vec![(0, 8.0)])]);
+        throttle_to(&mut full, &[1200.0], &[1000.0]);
+        assert_eq!(full.transfers[0].rate, 0.0, "over the limit already: pause");
+    }
+
+    #[test]
+    fn copies_share_what_an_overloaded_resource_leaves_in_proportion() {
+        // Capacity 1000, steady 800: copies asking 200 + 200 get 100 each.
+        let mut world = world_with(&[(25.0, vec![(0, 8.0)]), (25.0, vec![(0, 8.0), (1, 1.0)])]);
+        let transient = transient_load(&world, 2);
+        assert_eq!(transient, vec![400.0, 25.0]);
+        share_overloaded(
+            &mut world,
+            &[800.0, 0.0],
+            &transient,
+            &[1000.0, f64::INFINITY],
+        );
+        assert!((world.transfers[0].rate - 12.5).abs() < 1e-9);
+        assert!((world.transfers[1].rate - 12.5).abs() < 1e-9);
+        let mut roomy = world_with(&[(25.0, vec![(0, 8.0)])]);
+        let transient = transient_load(&roomy, 1);
+        share_overloaded(&mut roomy, &[0.0], &transient, &[1000.0]);
+        assert_eq!(roomy.transfers[0].rate, 25.0, "room to spare: untouched");
+    }
+}

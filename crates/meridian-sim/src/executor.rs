@@ -231,3 +231,87 @@ pub fn leader_steps_down_to(
             s != leader && s != model.initial && model.allows(leader, s) && model.allows(s, leader)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fleet::{group, node, tiny_fleet};
+    use meridian_planner::{MakespanBound, Reason};
+
+    fn step(id: u32, g: meridian_model::GroupId, (start, end): (f64, f64), action: Action) -> Step {
+        Step {
+            id,
+            group: g,
+            partition: 0,
+            start,
+            end,
+            action,
+            reason: Reason {
+                after: Vec::new(),
+                waited_for: None,
+                rate_limited_by: None,
+                priority: String::new(),
+            },
+            burst: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_drop_waits_for_the_copy_planned_before_it_however_late_it_lands() {
+        let fleet = tiny_fleet();
+        let g = group(&fleet, "clicks");
+        let (from, to) = (node(&fleet, "n01"), node(&fleet, "n04"));
+        let state = fleet.product_of(g).state("Replica").unwrap();
+        let mut placement = meridian_model::Placement::empty(&fleet);
+        let first = fleet.group(g).partition_slot(0);
+        placement.slots[first].node = from.0;
+        placement.slots[first].state = state;
+        let mut world = World::new(&fleet, &placement);
+        let part = world.parts.id(g, 0);
+        let copy = Action::Replicate {
+            source: from,
+            target: to,
+            state,
+            bytes: 1e9,
+            rate: 10.0,
+            loads: Vec::new(),
+        };
+        let drop = Action::Drop {
+            node: from,
+            from: state,
+        };
+        let plan = Plan {
+            start: 0.0,
+            end: 100.0,
+            steps: vec![
+                step(0, g, (0.0, 100.0), copy),
+                step(1, g, (100.0, 100.0), drop),
+            ],
+            blocked: Vec::new(),
+            bound: MakespanBound {
+                seconds: 100.0,
+                bottleneck: String::new(),
+            },
+            bytes: 1e9,
+        };
+        let network = Network::new(&fleet);
+        let ctx = Context {
+            fleet: &fleet,
+            network: &network,
+            resources: Resources::new(&fleet),
+        };
+        let mut run = PlanRun::new(plan);
+        assert_eq!(run.start_due(0.0, &ctx, &mut world).copies_started, 1);
+        // The copy was slowed and has not landed at its planned end: the drop must wait.
+        run.start_due(100.0, &ctx, &mut world);
+        assert!(
+            world.held_at(part, from).is_some(),
+            "the drop overtook its copy"
+        );
+        assert_eq!(run.pending(), 1);
+        run.ended(0);
+        run.start_due(160.0, &ctx, &mut world);
+        assert!(world.held_at(part, from).is_none());
+        assert_eq!(run.pending(), 0);
+    }
+}

@@ -140,12 +140,12 @@ impl Scenario {
         let duration_s = spec.duration.seconds();
         let workload =
             Workload::new(&spec.workload, &fleet, spec.seed, duration_s).map_err(|e| {
-                let path = format!("workload.{}", e.path);
+                let path = in_section("workload", &e.path);
                 ScenarioError(format!("{}: {}", at(&path), e.message))
             })?;
         let faults =
             FaultSchedule::new(&spec.faults, &fleet, spec.seed, duration_s).map_err(|e| {
-                let path = format!("faults.{}", e.path);
+                let path = in_section("faults", &e.path);
                 ScenarioError(format!("{}: {}", at(&path), e.message))
             })?;
         Ok(Scenario {
@@ -161,6 +161,15 @@ impl Scenario {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScenarioError(format!("cannot read `{path}`: {e}")))?;
         Scenario::from_yaml(&text, path)
+    }
+}
+
+/// A section's error path as a path in the whole scenario.
+fn in_section(section: &str, path: &str) -> String {
+    if path.starts_with(&format!("{section}.")) || path == section {
+        path.to_string()
+    } else {
+        format!("{section}.{path}")
     }
 }
 
