@@ -45,6 +45,13 @@ pub struct Outcome {
     pub saturated: Vec<(String, Saturation)>,
 }
 
+/// A replica's transition burst: `heat` on its node's chain until `end_s`.
+struct Burst {
+    end_s: f64,
+    node: NodeId,
+    heat: Vec<f64>,
+}
+
 /// The loop's state between ticks.
 struct Run<'a> {
     setup: &'a Setup<'a>,
@@ -64,6 +71,8 @@ struct Run<'a> {
     accounts: Accounts,
     /// The world and the set of dead nodes as last checked.
     checked: (u64, Vec<bool>),
+    /// Transition bursts in progress (a promotion's catch-up, a model's weights pull).
+    bursts: Vec<Burst>,
 }
 
 /// Runs `strategy` from the initial placement to the end; `progress` is told the share done.
@@ -117,6 +126,7 @@ impl<'a> Run<'a> {
             was_down: vec![false; nodes],
             accounts: Accounts::new(base, resources),
             checked: (u64::MAX, Vec::new()),
+            bursts: Vec::new(),
         }
     }
 
@@ -204,7 +214,7 @@ impl<'a> Run<'a> {
     /// followers promoted after `failover_s`, whatever the strategy.
     fn fail_over(&mut self, t: f64) {
         let base = self.setup.base;
-        let down = self.faults.node_down();
+        let down = self.faults.node_down().to_vec();
         for part in 0..self.world.parts.count() {
             let (group, _) = self.world.parts.locate(part);
             let model = base.product_of(group);
@@ -232,7 +242,15 @@ impl<'a> Run<'a> {
             {
                 self.world.set_state(part, old, leader, demote_to);
             }
-            self.world.set_state(part, heir, from, leader);
+            if self.world.set_state(part, heir, from, leader) {
+                let promoted = executor::Transition {
+                    part,
+                    node: heir,
+                    from,
+                    to: leader,
+                };
+                self.start_bursts(t, &[promoted]);
+            }
             self.leaderless_since[part] = None;
         }
     }
@@ -302,6 +320,7 @@ impl<'a> Run<'a> {
             Decision::Moves(moves) => {
                 let done = executor::start_moves(&moves, &ctx, &mut self.world);
                 self.accounts.copies_started(done.copies_started);
+                self.start_bursts(t, &done.transitions);
             }
         }
     }
@@ -315,6 +334,36 @@ impl<'a> Run<'a> {
         };
         let done = plan.start_due(t, &ctx, &mut self.world);
         self.accounts.copies_started(done.copies_started);
+        self.start_bursts(t, &done.transitions);
+    }
+
+    /// Transitions whose group declares a burst load their node's chain for its seconds,
+    /// whoever ordered them: the catch-up or the weights pull happens either way.
+    fn start_bursts(&mut self, t: f64, transitions: &[executor::Transition]) {
+        for tr in transitions {
+            let (group, _) = self.world.parts.locate(tr.part);
+            if let Some(b) = self.setup.base.group(group).burst(tr.from, tr.to) {
+                self.bursts.push(Burst {
+                    end_s: t + b.seconds,
+                    node: tr.node,
+                    heat: b.heat.clone(),
+                });
+            }
+        }
+    }
+
+    /// Adds the bursts in force at `t` to `load` (dropping the finished ones).
+    fn add_bursts(&mut self, t: f64, load: &mut [f64]) {
+        self.bursts.retain(|b| b.end_s > t);
+        let topology = &self.setup.base.topology;
+        for b in &self.bursts {
+            for &domain in topology.chain(b.node) {
+                let first = self.resources.domain(domain, 0);
+                for (x, h) in b.heat.iter().enumerate() {
+                    load[first + x] += h;
+                }
+            }
+        }
     }
 
     /// One tick of physics: copy rates under throttles and shared links, loads, measures,
@@ -322,7 +371,8 @@ impl<'a> Run<'a> {
     fn tick(&mut self, t: f64, throttled: bool, sample: bool) {
         let base = self.setup.base;
         let down = self.faults.node_down().to_vec();
-        let steady = steady_load(base, self.resources, &self.world, &self.heat, &down);
+        let mut steady = steady_load(base, self.resources, &self.world, &self.heat, &down);
+        self.add_bursts(t, &mut steady);
         let capacity = capacity_now(base, self.resources, &self.faults);
         if throttled {
             let limit = limit_now(base, self.resources, &self.faults);

@@ -26,6 +26,18 @@ pub struct Context<'a> {
 pub struct Executed {
     pub copies_started: u64,
     pub steps_skipped: u64,
+    /// State changes of replicas already in place (starts, promotions, demotions): each may
+    /// carry its group's transition burst.
+    pub transitions: Vec<Transition>,
+}
+
+/// A replica of `part` on `node` went from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub part: PartId,
+    pub node: NodeId,
+    pub from: meridian_model::StateId,
+    pub to: meridian_model::StateId,
 }
 
 /// The plan being carried out.
@@ -97,7 +109,8 @@ impl PlanRun {
             }
             self.next += 1;
             let part = world.parts.id(step.group, step.partition);
-            let started = !self.skipped_parts.contains(&part) && apply_step(step, i, ctx, world);
+            let started = !self.skipped_parts.contains(&part)
+                && apply_step(step, i, ctx, world, &mut executed.transitions);
             if !started {
                 executed.steps_skipped += 1;
                 self.skipped_parts.insert(part);
@@ -113,10 +126,16 @@ impl PlanRun {
     }
 }
 
-fn apply_step(step: &Step, position: usize, ctx: &Context, world: &mut World) -> bool {
+fn apply_step(
+    step: &Step,
+    position: usize,
+    ctx: &Context,
+    world: &mut World,
+    transitions: &mut Vec<Transition>,
+) -> bool {
     let part = world.parts.id(step.group, step.partition);
     let model = ctx.fleet.product_of(step.group);
-    match &step.action {
+    let applied = match &step.action {
         Action::Replicate {
             source,
             target,
@@ -147,6 +166,55 @@ fn apply_step(step: &Step, position: usize, ctx: &Context, world: &mut World) ->
             None => false,
         },
         Action::Drop { node, .. } => world.drop_replica(part, *node),
+    };
+    if applied {
+        transitions.extend(transitions_of(&step.action, part, model));
+    }
+    applied
+}
+
+/// The state changes an applied step made to replicas in place.
+fn transitions_of(
+    action: &Action,
+    part: PartId,
+    model: &meridian_model::StateModel,
+) -> Vec<Transition> {
+    match *action {
+        Action::Start { node, state } => vec![Transition {
+            part,
+            node,
+            from: model.initial,
+            to: state,
+        }],
+        Action::Transition { node, from, to } => vec![Transition {
+            part,
+            node,
+            from,
+            to,
+        }],
+        Action::HandOff {
+            from,
+            to,
+            demote_to,
+            promote_from,
+        } => match model.leader {
+            Some(leader) => vec![
+                Transition {
+                    part,
+                    node: from,
+                    from: leader,
+                    to: demote_to,
+                },
+                Transition {
+                    part,
+                    node: to,
+                    from: promote_from,
+                    to: leader,
+                },
+            ],
+            None => Vec::new(),
+        },
+        Action::Replicate { .. } | Action::Drop { .. } => Vec::new(),
     }
 }
 
@@ -200,18 +268,47 @@ pub fn start_moves(moves: &[Move], ctx: &Context, world: &mut World) -> Executed
                 executed.copies_started += u64::from(ok);
                 ok
             }
-            MoveAction::Start { node, state } => world.start_empty(m.part, *node, *state),
+            MoveAction::Start { node, state } => {
+                let model = ctx.fleet.product_of(group);
+                let started = world.start_empty(m.part, *node, *state);
+                if started {
+                    executed.transitions.extend(transitions_of(
+                        &Action::Start {
+                            node: *node,
+                            state: *state,
+                        },
+                        m.part,
+                        model,
+                    ));
+                }
+                started
+            }
             MoveAction::HandOff { from, to } => {
                 let model = ctx.fleet.product_of(group);
+                let promote_from = world.held_at(m.part, *to).map(|h| h.state);
                 let demote_to = model
                     .leader
                     .and_then(|leader| leader_steps_down_to(model, leader));
-                match (model.leader, demote_to) {
+                let handed = match (model.leader, demote_to) {
                     (Some(leader), Some(demote_to)) => {
                         world.hand_off(m.part, (*from, demote_to), (*to, leader))
                     }
                     _ => false,
+                };
+                if let (true, Some(promote_from), Some(demote_to)) =
+                    (handed, promote_from, demote_to)
+                {
+                    let action = Action::HandOff {
+                        from: *from,
+                        to: *to,
+                        demote_to,
+                        promote_from,
+                    };
+                    executed
+                        .transitions
+                        .extend(transitions_of(&action, m.part, model));
                 }
+                handed
             }
             MoveAction::Drop { node } => world.drop_replica(m.part, *node),
         };

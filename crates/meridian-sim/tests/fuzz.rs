@@ -14,25 +14,27 @@ const REGRESSIONS: [u64; 0] = [];
 /// Random seeds per test run; `MERIDIAN_FUZZ_SEEDS` overrides, for long soaks.
 const SEEDS: u64 = 40;
 
-fn fleet_source(rng: &mut ChaCha8Rng) -> String {
+/// The scenario's fleet line, and how many regions the fleet has.
+fn fleet_source(rng: &mut ChaCha8Rng) -> (String, usize) {
     if rng.random_bool(0.5) {
-        "fleet: ../../../examples/small.yaml".to_string()
+        ("fleet: ../../../examples/small.yaml".to_string(), 2)
     } else {
         let nodes = rng.random_range(24..=60);
         let replicas = nodes * rng.random_range(8..=20);
         let regions = rng.random_range(1..=2);
         let utilization = rng.random_range(0.3..0.6);
-        format!(
+        let line = format!(
             "gen: {{ nodes: {nodes}, replicas: {replicas}, seed: {}, regions: {regions}, utilization: {utilization:.2} }}",
             rng.random_range(0..1000)
-        )
+        );
+        (line, regions)
     }
 }
 
 /// A random scenario: 6–12 hours, random seasonality and crowds, a random fault storm.
 fn scenario(seed: u64) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let fleet = fleet_source(&mut rng);
+    let (fleet, regions) = fleet_source(&mut rng);
     let hours = rng.random_range(6..=12);
     let rate = |rng: &mut ChaCha8Rng, max: f64| rng.random_range(0.0..max);
     format!(
@@ -55,6 +57,7 @@ faults:
     slow_disks_per_day: {:.1}
     telemetry_losses_per_day: {:.1}
     controller_crashes_per_day: {:.1}
+    region_partitions_per_day: {:.1}
     mean_recovery: 40m
 ",
         rng.random_range(0.0..0.4),
@@ -67,6 +70,7 @@ faults:
         rate(&mut rng, 4.0),
         rate(&mut rng, 4.0),
         rate(&mut rng, 4.0),
+        if regions > 1 { rate(&mut rng, 3.0) } else { 0.0 },
     )
 }
 
