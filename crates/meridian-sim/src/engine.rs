@@ -303,14 +303,10 @@ impl<'a> Run<'a> {
             fleet: base,
             network: &self.network,
             resources: self.resources,
+            down: &down,
         };
         match decision {
             Decision::Idle => {}
-            Decision::Cancel => {
-                if let Some(plan) = &mut self.plan {
-                    plan.cancel();
-                }
-            }
             Decision::Plan(plan) => {
                 if let Some(old) = &mut self.plan {
                     old.cancel();
@@ -327,10 +323,12 @@ impl<'a> Run<'a> {
 
     fn execute(&mut self, t: f64) {
         let Some(plan) = &mut self.plan else { return };
+        let down = self.faults.node_down().to_vec();
         let ctx = Context {
             fleet: self.setup.base,
             network: &self.network,
             resources: self.resources,
+            down: &down,
         };
         let done = plan.start_due(t, &ctx, &mut self.world);
         self.accounts.copies_started(done.copies_started);

@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub fleet: &'a Fleet,
     pub network: &'a Network,
     pub resources: Resources,
+    /// Nodes that are down: a leader there is fenced, one that is up still leads.
+    pub down: &'a [bool],
 }
 
 #[derive(Debug, Default)]
@@ -154,8 +156,14 @@ fn apply_step(
                 },
             )
         }
-        Action::Start { node, state } => world.start_empty(part, *node, *state),
-        Action::Transition { node, from, to } => world.set_state(part, *node, *from, *to),
+        Action::Start { node, state } => {
+            !leads_elsewhere(world, ctx, part, *node, *state)
+                && world.start_empty(part, *node, *state)
+        }
+        Action::Transition { node, from, to } => {
+            !leads_elsewhere(world, ctx, part, *node, *to)
+                && world.set_state(part, *node, *from, *to)
+        }
         Action::HandOff {
             from,
             to,
@@ -171,6 +179,24 @@ fn apply_step(
         transitions.extend(transitions_of(&step.action, part, model));
     }
     applied
+}
+
+/// Whether making the replica on `node` enter `state` would give its partition a second
+/// leader: another is serving already (the product elected one after the plan was made).
+/// Agents refuse such a promotion, as fencing makes them.
+fn leads_elsewhere(
+    world: &World,
+    ctx: &Context,
+    part: PartId,
+    node: NodeId,
+    state: meridian_model::StateId,
+) -> bool {
+    let (group, _) = world.parts.locate(part);
+    let leader = ctx.fleet.product_of(group).leader;
+    leader == Some(state)
+        && world.replicas[part]
+            .iter()
+            .any(|h| h.node != node && h.ready && h.state == state && !ctx.down[h.node.index()])
 }
 
 /// The state changes an applied step made to replicas in place.
@@ -270,7 +296,8 @@ pub fn start_moves(moves: &[Move], ctx: &Context, world: &mut World) -> Executed
             }
             MoveAction::Start { node, state } => {
                 let model = ctx.fleet.product_of(group);
-                let started = world.start_empty(m.part, *node, *state);
+                let started = !leads_elsewhere(world, ctx, m.part, *node, *state)
+                    && world.start_empty(m.part, *node, *state);
                 if started {
                     executed.transitions.extend(transitions_of(
                         &Action::Start {
@@ -396,6 +423,7 @@ mod tests {
             fleet: &fleet,
             network: &network,
             resources: Resources::new(&fleet),
+            down: &vec![false; fleet.topology.nodes.len()],
         };
         let mut run = PlanRun::new(plan);
         assert_eq!(run.start_due(0.0, &ctx, &mut world).copies_started, 1);

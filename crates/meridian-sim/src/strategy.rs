@@ -82,9 +82,6 @@ pub enum Decision {
     /// starts each step at its time once the steps planned to end before it have ended.
     Plan(meridian_planner::Plan),
     Moves(Vec<Move>),
-    /// Start no more steps of the current plan (copies in flight finish): the world changed
-    /// under it, and a new plan follows once they have landed.
-    Cancel,
 }
 
 pub trait Strategy: Send {

@@ -9,8 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use meridian_sim::scenario::Scenario;
 use meridian_sim::simulate::simulate;
 
-/// Seeds that once failed (none yet).
-const REGRESSIONS: [u64; 0] = [];
+/// Seeds that once failed: 10 — a planned promotion ran after the product had elected a
+/// leader on its own (two leaders); agents now refuse a promotion while another leads.
+const REGRESSIONS: [u64; 1] = [10];
 /// Random seeds per test run; `MERIDIAN_FUZZ_SEEDS` overrides, for long soaks.
 const SEEDS: u64 = 40;
 

@@ -157,13 +157,12 @@ impl Strategy for Unified {
 
     fn decide(&mut self, view: &View) -> Decision {
         // Copies in flight were booked against the load when they were planned; a new plan
-        // starts once they have landed, so no two plans ever book the same room.
+        // starts once the last one is done, so no two plans ever book the same room. (Letting
+        // the plan finish beat cancelling it on a new fault: its steps that the fault made
+        // impossible are skipped anyway, and the rest are repairs already under way —
+        // docs/simulator.md.)
         if view.busy {
-            return if short_of_replicas(view) {
-                Decision::Cancel
-            } else {
-                Decision::Idle
-            };
+            return Decision::Idle;
         }
         let heat = self.heat(view);
         let hot = near_limit(view, &heat, self.options.rebalance_above)
