@@ -58,7 +58,9 @@ struct Run<'a> {
     resources: Resources,
     network: Network,
     world: World,
-    plan: Option<PlanRun>,
+    /// Plans being carried out (a new one may start while an older one finishes).
+    plans: Vec<PlanRun>,
+    plans_made: u32,
     snapshot: Snapshot,
     faults: FaultState,
     /// Heat per group and state now, and as telemetry last showed it.
@@ -116,7 +118,8 @@ impl<'a> Run<'a> {
             network: Network::new(base),
             leaderless_since: vec![None; world.parts.count()],
             world,
-            plan: None,
+            plans: Vec::new(),
+            plans_made: 0,
             snapshot: Snapshot::default(),
             faults: FaultState::default(),
             observed_heat: heat.clone(),
@@ -172,8 +175,8 @@ impl<'a> Run<'a> {
                 .find(|tr| tr.part == part && tr.target == target)
                 .and_then(|tr| tr.step);
             self.world.drop_replica(part, target);
-            if let (Some(plan), Some(step)) = (&mut self.plan, step) {
-                plan.ended(step as usize);
+            if let Some(plan) = step.and_then(|at| self.plan_mut(at.plan)) {
+                plan.ended(step.map_or(0, |at| at.position as usize));
             }
         }
     }
@@ -279,8 +282,15 @@ impl<'a> Run<'a> {
                 *access = crate::simulate::shares(&by_region);
             }
         }
-        let busy =
-            !self.world.transfers.is_empty() || self.plan.as_ref().is_some_and(|p| p.pending() > 0);
+        self.plans.retain(|p| !p.is_done());
+        let busy = !self.world.transfers.is_empty() || !self.plans.is_empty();
+        let mut in_progress = vec![false; self.world.parts.count()];
+        for part in self.plans.iter().flat_map(|p| p.parts_in_progress()) {
+            in_progress[part] = true;
+        }
+        for tr in &self.world.transfers {
+            in_progress[tr.part] = true;
+        }
         let active: Vec<bool> = (0..base.groups.len())
             .map(|g| self.snapshot.active(meridian_model::GroupId(g as u32)))
             .collect();
@@ -296,6 +306,7 @@ impl<'a> Run<'a> {
             steady: &self.observed_steady,
             resources: self.resources,
             busy,
+            in_progress: &in_progress,
         };
         let decision = strategy.decide(&view);
         self.accounts.decided();
@@ -308,10 +319,9 @@ impl<'a> Run<'a> {
         match decision {
             Decision::Idle => {}
             Decision::Plan(plan) => {
-                if let Some(old) = &mut self.plan {
-                    old.cancel();
-                }
-                self.plan = Some(PlanRun::new(plan));
+                self.plans_made += 1;
+                let run = PlanRun::new(self.plans_made, plan, &ctx, &self.world);
+                self.plans.push(run);
             }
             Decision::Moves(moves) => {
                 let done = executor::start_moves(&moves, &ctx, &mut self.world);
@@ -322,7 +332,6 @@ impl<'a> Run<'a> {
     }
 
     fn execute(&mut self, t: f64) {
-        let Some(plan) = &mut self.plan else { return };
         let down = self.faults.node_down().to_vec();
         let ctx = Context {
             fleet: self.setup.base,
@@ -330,9 +339,17 @@ impl<'a> Run<'a> {
             resources: self.resources,
             down: &down,
         };
-        let done = plan.start_due(t, &ctx, &mut self.world);
-        self.accounts.copies_started(done.copies_started);
-        self.start_bursts(t, &done.transitions);
+        let mut transitions = Vec::new();
+        for plan in &mut self.plans {
+            let done = plan.start_due(t, &ctx, &mut self.world);
+            self.accounts.copies_started(done.copies_started);
+            transitions.extend(done.transitions);
+        }
+        self.start_bursts(t, &transitions);
+    }
+
+    fn plan_mut(&mut self, id: u32) -> Option<&mut PlanRun> {
+        self.plans.iter_mut().find(|p| p.id == id)
     }
 
     /// Transitions whose group declares a burst load their node's chain for its seconds,
@@ -397,16 +414,20 @@ impl<'a> Run<'a> {
         });
         for stalled in self.world.abort_stalled(STALL_TIMEOUT_S) {
             self.accounts.copy_aborted();
-            if let (Some(plan), Some(step)) = (&mut self.plan, stalled.step) {
-                plan.abort(step as usize, stalled.part);
+            if let Some(step) = stalled.step {
+                if let Some(plan) = self.plan_mut(step.plan) {
+                    plan.abort(step.position as usize, stalled.part);
+                }
             }
         }
         for landed in self.world.advance(self.setup.tick_s) {
             if let Some(node) = landed.then_drop {
                 self.world.drop_replica(landed.part, node);
             }
-            if let (Some(plan), Some(step)) = (&mut self.plan, landed.step) {
-                plan.ended(step as usize);
+            if let Some(step) = landed.step {
+                if let Some(plan) = self.plan_mut(step.plan) {
+                    plan.ended(step.position as usize);
+                }
             }
         }
         // The placement invariants can only change when the world or the set of dead nodes

@@ -42,18 +42,25 @@ pub struct Transition {
     pub to: meridian_model::StateId,
 }
 
-/// The plan being carried out.
-#[derive(Default)]
+/// A plan being carried out.
 pub struct PlanRun {
+    pub id: u32,
     steps: Vec<Step>,
+    /// Each step's partition.
+    parts: Vec<PartId>,
     next: usize,
     /// Steps not yet ended, by (planned end, position).
     open: BTreeSet<(u64, usize)>,
     skipped_parts: HashSet<PartId>,
+    /// Per partition the plan touches, the serving replicas it must keep: its product's
+    /// minimum, or what it had when the plan was made if that was fewer (as the planner's
+    /// floor).
+    floors: std::collections::HashMap<PartId, usize>,
 }
 
 impl PlanRun {
-    pub fn new(plan: Plan) -> PlanRun {
+    pub fn new(id: u32, plan: Plan, ctx: &Context, world: &World) -> PlanRun {
+        let index = &world.parts;
         let mut steps = plan.steps;
         steps.sort_by(|a, b| a.start.total_cmp(&b.start).then(a.id.cmp(&b.id)));
         let open = steps
@@ -61,8 +68,16 @@ impl PlanRun {
             .enumerate()
             .map(|(i, s)| (s.end.to_bits(), i))
             .collect();
+        let parts: Vec<PartId> = steps
+            .iter()
+            .map(|s| index.id(s.group, s.partition))
+            .collect();
+        let floors = floors(&parts, ctx, world);
         PlanRun {
+            id,
             steps,
+            parts,
+            floors,
             next: 0,
             open,
             skipped_parts: HashSet::new(),
@@ -72,6 +87,16 @@ impl PlanRun {
     /// Steps not yet started.
     pub fn pending(&self) -> usize {
         self.steps.len() - self.next
+    }
+
+    /// Every step has started, and every copy among them has landed or was lost.
+    pub fn is_done(&self) -> bool {
+        self.open.is_empty() && self.pending() == 0
+    }
+
+    /// The partitions with a step of this plan not yet ended.
+    pub fn parts_in_progress(&self) -> impl Iterator<Item = PartId> + '_ {
+        self.open.iter().map(|&(_, i)| self.parts[i])
     }
 
     /// Starts no more steps.
@@ -110,9 +135,14 @@ impl PlanRun {
                 break; // Something planned to end before this starts is still running.
             }
             self.next += 1;
-            let part = world.parts.id(step.group, step.partition);
+            let part = self.parts[i];
+            let at = crate::world::StepRef {
+                plan: self.id,
+                position: i as u32,
+            };
+            let floor = self.floors.get(&part).copied().unwrap_or(0);
             let started = !self.skipped_parts.contains(&part)
-                && apply_step(step, i, ctx, world, &mut executed.transitions);
+                && apply_step(step, (at, floor), ctx, world, &mut executed.transitions);
             if !started {
                 executed.steps_skipped += 1;
                 self.skipped_parts.insert(part);
@@ -128,9 +158,33 @@ impl PlanRun {
     }
 }
 
+/// Each partition's floor of serving replicas (see `PlanRun::floors`).
+fn floors(
+    parts: &[PartId],
+    ctx: &Context,
+    world: &World,
+) -> std::collections::HashMap<PartId, usize> {
+    parts
+        .iter()
+        .map(|&part| {
+            let (group, _) = world.parts.locate(part);
+            let model = ctx.fleet.product_of(group);
+            let serving = world.replicas[part]
+                .iter()
+                .filter(|h| is_serving(h, model, ctx))
+                .count();
+            (part, (model.min_serving as usize).min(serving))
+        })
+        .collect()
+}
+
+fn is_serving(h: &crate::world::Held, model: &meridian_model::StateModel, ctx: &Context) -> bool {
+    h.ready && h.state != model.initial && !ctx.down[h.node.index()]
+}
+
 fn apply_step(
     step: &Step,
-    position: usize,
+    (at, floor): (crate::world::StepRef, usize),
     ctx: &Context,
     world: &mut World,
     transitions: &mut Vec<Transition>,
@@ -151,7 +205,7 @@ fn apply_step(
                 part,
                 *state,
                 Transfer {
-                    step: Some(position as u32),
+                    step: Some(at),
                     ..transfer
                 },
             )
@@ -173,7 +227,9 @@ fn apply_step(
             Some(leader) => world.hand_off(part, (*from, *demote_to), (*to, leader)),
             None => false,
         },
-        Action::Drop { node, .. } => world.drop_replica(part, *node),
+        Action::Drop { node, .. } => {
+            keeps_floor(world, ctx, part, *node, floor) && world.drop_replica(part, *node)
+        }
     };
     if applied {
         transitions.extend(transitions_of(&step.action, part, model));
@@ -197,6 +253,25 @@ fn leads_elsewhere(
         && world.replicas[part]
             .iter()
             .any(|h| h.node != node && h.ready && h.state == state && !ctx.down[h.node.index()])
+}
+
+/// Whether the partition keeps `floor` serving replicas without the one on `node`. The plan
+/// checked it when it was made; a node that died since may have taken one of the replicas it
+/// counted on, and agents re-check before they drop.
+fn keeps_floor(world: &World, ctx: &Context, part: PartId, node: NodeId, floor: usize) -> bool {
+    let (group, _) = world.parts.locate(part);
+    let model = ctx.fleet.product_of(group);
+    let dropping_serving = world
+        .held_at(part, node)
+        .is_some_and(|h| is_serving(h, model, ctx));
+    if !dropping_serving {
+        return true; // A copy in progress or a replica on a dead node serves nobody.
+    }
+    let serving = world.replicas[part]
+        .iter()
+        .filter(|h| is_serving(h, model, ctx))
+        .count();
+    serving > floor
 }
 
 /// The state changes an applied step made to replicas in place.
@@ -425,7 +500,7 @@ mod tests {
             resources: Resources::new(&fleet),
             down: &vec![false; fleet.topology.nodes.len()],
         };
-        let mut run = PlanRun::new(plan);
+        let mut run = PlanRun::new(0, plan, &ctx, &world);
         assert_eq!(run.start_due(0.0, &ctx, &mut world).copies_started, 1);
         // The copy was slowed and has not landed at its planned end: the drop must wait.
         run.start_due(100.0, &ctx, &mut world);
@@ -434,6 +509,9 @@ mod tests {
             "the drop overtook its copy"
         );
         assert_eq!(run.pending(), 1);
+        // The copy lands (the new replica serves); now the drop may go.
+        let landed = world.advance(1e6);
+        assert_eq!(landed.len(), 1);
         run.ended(0);
         run.start_due(160.0, &ctx, &mut world);
         assert!(world.held_at(part, from).is_none());

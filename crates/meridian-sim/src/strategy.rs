@@ -32,6 +32,8 @@ pub struct View<'a> {
     /// The strategy's last decision is still being carried out (copies in flight or plan
     /// steps not yet run).
     pub busy: bool,
+    /// Per partition: a copy into it is in flight, or a plan step for it has not ended.
+    pub in_progress: &'a [bool],
 }
 
 impl View<'_> {

@@ -56,6 +56,13 @@ pub struct Held {
     pub ready: bool,
 }
 
+/// A step of one of the plans being carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepRef {
+    pub plan: u32,
+    pub position: u32,
+}
+
 /// A copy in flight, moving a partition's data from `source` to `target`.
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -73,7 +80,7 @@ pub struct Transfer {
     /// The replica to drop once this copy lands (a move), if any.
     pub then_drop: Option<NodeId>,
     /// The plan step this copy executes, if a planner made it.
-    pub step: Option<u32>,
+    pub step: Option<StepRef>,
     /// How long it has made no progress (every path throttled shut), seconds.
     pub stalled_s: f64,
 }

@@ -1004,6 +1004,7 @@ groups:
                 steady: &self.steady,
                 resources: Resources::new(&self.fleet),
                 busy: false,
+                in_progress: &[],
             }
         }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use meridian_model::{DomainId, NodeId};
+use meridian_model::{DomainId, Fleet, NodeId, Placement};
 use meridian_solver::{Mode, Options as SolverOptions};
 
 use crate::strategy::{Decision, Strategy, View};
@@ -109,13 +109,15 @@ impl Unified {
     }
 }
 
-/// Whether any partition of an active group has fewer serving replicas than it wants.
+/// Whether a partition of an active group that nothing is under way for has fewer serving
+/// replicas than it wants.
 fn short_of_replicas(view: &View) -> bool {
     view.base.groups.iter().enumerate().any(|(g, group)| {
         view.active[g]
             && view
                 .parts
                 .of_group(meridian_model::GroupId(g as u32))
+                .filter(|&part| !view.in_progress.get(part).copied().unwrap_or(false))
                 .any(|part| {
                     let serving = view.world.replicas[part]
                         .iter()
@@ -124,6 +126,61 @@ fn short_of_replicas(view: &View) -> bool {
                     serving < group.replicas_per_partition()
                 })
     })
+}
+
+/// What work in flight holds, taken off the limits: the steady heat of the replicas being
+/// copied in (for the solver: they will stay), or with `traffic` each copy's traffic at its
+/// booked rate (for the planner too: held for its whole plan, which is conservative). What
+/// older plans will start later is not reserved; the executor's throttle keeps every limit
+/// anyway.
+fn reserve_in_flight(fleet: &mut Fleet, view: &View, traffic: bool) {
+    let resources = view.resources;
+    let domain_cells = resources.domains * resources.dims;
+    let mut held = vec![0.0; resources.count()];
+    for tr in &view.world.transfers {
+        for &(r, per) in tr.unit.iter().filter(|_| traffic) {
+            held[r] += per * tr.rate_wanted;
+        }
+        if let Some(h) = view.world.held_at(tr.part, tr.target).filter(|_| !traffic) {
+            for &domain in fleet.topology.chain(tr.target) {
+                let first = resources.domain(domain, 0);
+                for (x, heat) in view.replica_heat(tr.part, h.state).iter().enumerate() {
+                    held[first + x] += heat;
+                }
+            }
+        }
+    }
+    for (limit, h) in fleet.limit.iter_mut().zip(&held[..domain_cells]) {
+        *limit = (*limit - h).max(0.0);
+    }
+    for (link, h) in fleet
+        .topology
+        .link_net_mbps
+        .iter_mut()
+        .zip(&held[domain_cells..])
+    {
+        *link = (*link - h).max(0.0);
+    }
+}
+
+/// Keeps the partitions something is under way for as they are in `target`: their copies in
+/// flight and pending steps belong to an earlier plan.
+fn freeze_in_progress(fleet: &Fleet, view: &View, current: &Placement, target: &mut Placement) {
+    for (part, _) in view
+        .in_progress
+        .iter()
+        .enumerate()
+        .filter(|(_, busy)| **busy)
+    {
+        let (group, partition) = view.parts.locate(part);
+        let g = fleet.group(group);
+        if partition >= g.partitions {
+            continue; // An inactive group holds no slots in this view.
+        }
+        let first = g.partition_slot(partition);
+        let range = first..first + g.replicas_per_partition();
+        target.slots[range.clone()].copy_from_slice(&current.slots[range]);
+    }
 }
 
 /// Whether a domain's load under `heat` has reached `share` of its limit.
@@ -156,21 +213,22 @@ impl Strategy for Unified {
     }
 
     fn decide(&mut self, view: &View) -> Decision {
-        // Copies in flight were booked against the load when they were planned; a new plan
-        // starts once the last one is done, so no two plans ever book the same room. (Letting
-        // the plan finish beat cancelling it on a new fault: its steps that the fault made
-        // impossible are skipped anyway, and the rest are repairs already under way —
-        // docs/simulator.md.)
-        if view.busy {
+        // While earlier plans run, only repairs of partitions they do not touch are planned,
+        // against limits that hold back what their copies in flight use; rebalancing waits
+        // for them to finish.
+        let short = short_of_replicas(view);
+        if view.busy && !short {
             return Decision::Idle;
         }
         let heat = self.heat(view);
-        let hot = near_limit(view, &heat, self.options.rebalance_above)
+        let hot = !view.busy
+            && near_limit(view, &heat, self.options.rebalance_above)
             && view.t_s - self.last_rebalance_s >= self.options.rebalance_cooldown_s;
-        if !hot && !short_of_replicas(view) {
+        if !hot && !short {
             return Decision::Idle;
         }
-        let fleet = fleet_view(view.base, &heat, view.access, view.active);
+        let mut fleet = fleet_view(view.base, &heat, view.access, view.active);
+        reserve_in_flight(&mut fleet, view, false);
         let failed = down_nodes(view);
         let serving = view.world.serving(view.down);
         let (current, _surplus) = meridian_solver::current::to_slots(&fleet, &serving);
@@ -193,12 +251,14 @@ impl Strategy for Unified {
         if hot {
             self.last_rebalance_s = view.t_s;
         }
+        let mut target = solution.placement;
+        freeze_in_progress(&fleet, view, &current, &mut target);
         let options = meridian_planner::Options {
             failed,
             ..self.options.planner.clone()
         };
-        let plan =
-            meridian_planner::plan(&fleet, &current, &solution.placement, &options, view.t_s);
+        reserve_in_flight(&mut fleet, view, true);
+        let plan = meridian_planner::plan(&fleet, &current, &target, &options, view.t_s);
         if plan.steps.is_empty() {
             Decision::Idle
         } else {
