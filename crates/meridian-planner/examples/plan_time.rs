@@ -6,7 +6,9 @@
 //! ```
 //!
 //! With `PLAN_TIME_PROFILE=1` it also prints the last steps to finish (what held them back)
-//! and the cross-region copy traffic per tenth of the makespan.
+//! and the cross-region copy traffic per tenth of the makespan. With `PLAN_TIME_DUMP=FILE` it
+//! writes the last plan as JSON to FILE, so a change meant to be output-neutral can be checked
+//! byte for byte.
 
 use std::time::Instant;
 
@@ -41,7 +43,7 @@ fn main() -> Result<()> {
     let fleet = Fleet::from_yaml(&text, fleet)?;
     let current = placement(&fleet, current)?;
     let target = placement(&fleet, target)?;
-    for _ in 0..runs {
+    for run in 0..runs {
         let start = Instant::now();
         let plan = meridian_planner::plan(
             &fleet,
@@ -60,6 +62,13 @@ fn main() -> Result<()> {
         );
         if std::env::var_os("PLAN_TIME_PROFILE").is_some() {
             profile(&plan);
+        }
+        if let Some(path) = std::env::var("PLAN_TIME_DUMP")
+            .ok()
+            .filter(|_| run + 1 == runs)
+        {
+            let json = serde_json::to_string(&plan)?;
+            std::fs::write(&path, json).map_err(|e| format!("{path}: {e}"))?;
         }
     }
     Ok(())

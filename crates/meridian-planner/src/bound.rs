@@ -11,7 +11,7 @@ use meridian_model::{Fleet, NodeId};
 
 use crate::ledger::{describe, Ledger};
 use crate::options::Options;
-use crate::path::{per_rate_on, Network, BITS_PER_BYTE, BYTES_PER_MB};
+use crate::path::{Network, BITS_PER_BYTE, BYTES_PER_MB};
 use crate::plan::MakespanBound;
 use crate::schedule::PartView;
 
@@ -41,35 +41,35 @@ pub fn makespan_bound(
     for part in parts {
         let group = fleet.group(part.group);
         for &(node, now, then) in &part.kept {
-            let reduction: Vec<f64> = group.heat[now.index()]
-                .iter()
-                .zip(&group.heat[then.index()])
-                .map(|(a, b)| (a - b).max(0.0))
-                .collect();
-            let deltas = floor.heat_deltas(fleet, node, &reduction);
-            floor.apply(&deltas, -1.0);
+            let (now, then) = (&group.heat[now.index()], &group.heat[then.index()]);
+            let reduction = |x: usize| (now[x] - then[x]).max(0.0);
+            floor.apply_chain(fleet, node, now.len().min(then.len()), reduction, -1.0);
         }
     }
     // Replicas that leave: present now, not kept. Their nodes are sources not among `kept`.
     for part in parts {
         let group = fleet.group(part.group);
         let model = fleet.product_of(part.group);
-        for &node in &part.sources {
-            if part.kept.iter().any(|k| k.0 == node) {
-                continue;
-            }
-            // The state is unknown here; the lightest state is the safe reduction.
-            let lightest: Vec<f64> = (0..fleet.dims_count())
-                .map(|x| {
-                    (0..model.states.len())
-                        .filter(|&s| s != model.initial.index())
-                        .map(|s| group.heat[s][x])
-                        .fold(f64::INFINITY, f64::min)
-                })
-                .map(|h| if h.is_finite() { h } else { 0.0 })
-                .collect();
-            let deltas = floor.heat_deltas(fleet, node, &lightest);
-            floor.apply(&deltas, -1.0);
+        let mut leaving = part
+            .sources
+            .iter()
+            .filter(|&&node| !part.kept.iter().any(|k| k.0 == node))
+            .peekable();
+        if leaving.peek().is_none() {
+            continue;
+        }
+        // The state is unknown here; the lightest state is the safe reduction.
+        let lightest: Vec<f64> = (0..fleet.dims_count())
+            .map(|x| {
+                (0..model.states.len())
+                    .filter(|&s| s != model.initial.index())
+                    .map(|s| group.heat[s][x])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .map(|h| if h.is_finite() { h } else { 0.0 })
+            .collect();
+        for &node in leaving {
+            floor.apply_chain(fleet, node, lightest.len(), |x| lightest[x], -1.0);
         }
     }
     let resources = floor.resources;
@@ -109,9 +109,10 @@ pub fn makespan_bound(
             let Some((_, nearest)) = closest else {
                 continue;
             };
-            let always = network.route(fleet, nearest, target);
+            // What the copy crosses on the target's side.
+            let target_side = network.target_side(nearest, target);
             if let Some(net) = net {
-                for &domain in &always.target_side {
+                for &domain in target_side {
                     let r = resources.domain(domain, net);
                     demand[r] += bytes / BYTES_PER_MB * BITS_PER_BYTE;
                     demand_bytes[r] += bytes;
@@ -138,9 +139,9 @@ pub fn makespan_bound(
             }
             if part.sources.len() == 1 {
                 per_node_seconds[nearest.index()] += single;
-                for (r, coefficient) in per_rate_on(fleet, &resources, nearest, target, &always) {
+                for (r, coefficient) in network.per_rate(fleet, &resources, nearest, target) {
                     let already = matches!(resources.resource(r), crate::plan::Resource::Domain { domain, .. }
-                        if always.target_side.contains(&domain) || domain == fleet.topology.node_domain(target));
+                        if target_side.contains(&domain) || domain == fleet.topology.node_domain(target));
                     if !already {
                         demand[r] += bytes / BYTES_PER_MB * coefficient;
                         demand_bytes[r] += bytes;

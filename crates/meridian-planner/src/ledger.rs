@@ -13,10 +13,17 @@ use crate::path::Resources;
 #[derive(Clone)]
 pub struct Ledger {
     pub resources: Resources,
-    pub load: Vec<f64>,
-    /// Limit per resource; a resource that starts above its limit (the fleet changed under
-    /// the placement) may carry its starting load, never more.
-    pub allowed: Vec<f64>,
+    /// Per resource, side by side: every check reads both, for resources all over the fleet,
+    /// so keeping them in one place halves the cache misses.
+    cells: Vec<Cell>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    load: f64,
+    /// The limit; a resource that starts above it (the fleet changed under the placement)
+    /// may carry its starting load, never more.
+    allowed: f64,
 }
 
 /// Tolerance for float sums: loads are added and removed in different orders.
@@ -27,16 +34,24 @@ impl Ledger {
     pub fn new(fleet: &Fleet, current: &Placement, failed: &[NodeId]) -> Ledger {
         let resources = Resources::new(fleet);
         let mut load = vec![0.0; resources.count()];
-        for (slot, s) in current.slots.iter().enumerate() {
-            let Some(node) = s.node() else { continue };
-            if failed.contains(&node) {
-                continue;
-            }
-            let (group, ..) = fleet.locate_slot(slot);
-            let heat = &fleet.group(group).heat[s.state.index()];
-            for &domain in fleet.topology.chain(node) {
-                for (x, &h) in heat.iter().enumerate() {
-                    load[resources.domain(domain, x)] += h;
+        // Slot by slot in order, each group's slots running up to the next group's first (as
+        // `Fleet::locate_slot` has it), without locating each of a million slots.
+        for (g, group) in fleet.groups.iter().enumerate() {
+            let end = fleet
+                .groups
+                .get(g + 1)
+                .map_or(current.slots.len(), |next| next.slot_offset);
+            for s in &current.slots[group.slot_offset..end] {
+                let Some(node) = s.node() else { continue };
+                if failed.contains(&node) {
+                    continue;
+                }
+                let heat = &group.heat[s.state.index()];
+                for &domain in fleet.topology.chain(node) {
+                    let row = resources.domain(domain, 0);
+                    for (cell, &h) in load[row..row + heat.len()].iter_mut().zip(heat) {
+                        *cell += h;
+                    }
                 }
             }
         }
@@ -47,46 +62,87 @@ impl Ledger {
                 allowed.push(topology.link_net_mbps[from * resources.regions + to]);
             }
         }
-        for (a, l) in allowed.iter_mut().zip(&load) {
-            *a = a.max(*l);
-        }
-        Ledger {
-            resources,
-            load,
-            allowed,
-        }
+        debug_assert_eq!(allowed.len(), load.len());
+        let cells = load
+            .iter()
+            .zip(&allowed)
+            .map(|(&load, &limit)| Cell {
+                load,
+                allowed: limit.max(load),
+            })
+            .collect();
+        Ledger { resources, cells }
     }
 
     pub fn free(&self, resource: usize) -> f64 {
-        self.allowed[resource] - self.load[resource]
+        let cell = &self.cells[resource];
+        cell.allowed - cell.load
     }
 
     /// The first resource a set of increases would push over its limit.
     pub fn first_overflow(&self, deltas: &[(usize, f64)]) -> Option<usize> {
         deltas.iter().find_map(|&(r, amount)| {
-            let over = amount > 0.0
-                && self.load[r] + amount > self.allowed[r] + SLACK * self.allowed[r].abs().max(1.0);
+            let Cell { load, allowed } = self.cells[r];
+            let over = amount > 0.0 && load + amount > allowed + SLACK * allowed.abs().max(1.0);
             over.then_some(r)
         })
     }
 
     pub fn apply(&mut self, deltas: &[(usize, f64)], sign: f64) {
         for &(r, amount) in deltas {
-            self.load[r] += sign * amount;
+            self.cells[r].load += sign * amount;
         }
     }
 
     /// Steady heat of one replica on `node`'s chain, as resource deltas.
     pub fn heat_deltas(&self, fleet: &Fleet, node: NodeId, heat: &[f64]) -> Vec<(usize, f64)> {
-        let mut deltas = Vec::new();
-        for &domain in fleet.topology.chain(node) {
-            for (x, &h) in heat.iter().enumerate() {
+        self.chain_deltas(fleet, node, heat.len(), |x| heat[x])
+    }
+
+    /// `heat_of(x)` for each of `dims` dimensions on every domain of `node`'s chain, zeros
+    /// left out, as resource deltas. The heat is a function so a change of state can be
+    /// booked without first building its per-dimension vector; the result is sized once
+    /// (the planner asks for one of these per step it tries).
+    pub fn chain_deltas(
+        &self,
+        fleet: &Fleet,
+        node: NodeId,
+        dims: usize,
+        heat_of: impl Fn(usize) -> f64,
+    ) -> Vec<(usize, f64)> {
+        let chain = fleet.topology.chain(node);
+        let nonzero = (0..dims).filter(|&x| heat_of(x) != 0.0).count();
+        let mut deltas = Vec::with_capacity(chain.len() * nonzero);
+        for &domain in chain {
+            for x in 0..dims {
+                let h = heat_of(x);
                 if h != 0.0 {
                     deltas.push((self.resources.domain(domain, x), h));
                 }
             }
         }
+        debug_assert_eq!(deltas.len(), chain.len() * nonzero);
         deltas
+    }
+
+    /// Books `chain_deltas(fleet, node, dims, heat_of)` times `sign` without building them,
+    /// for heat booked once and never looked at again.
+    pub fn apply_chain(
+        &mut self,
+        fleet: &Fleet,
+        node: NodeId,
+        dims: usize,
+        heat_of: impl Fn(usize) -> f64,
+        sign: f64,
+    ) {
+        for &domain in fleet.topology.chain(node) {
+            for x in 0..dims {
+                let h = heat_of(x);
+                if h != 0.0 {
+                    self.cells[self.resources.domain(domain, x)].load += sign * h;
+                }
+            }
+        }
     }
 
     /// The fastest rate (MB/s) a copy with these per-MB/s costs can run at now, and the

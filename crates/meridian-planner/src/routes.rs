@@ -57,6 +57,36 @@ pub fn next_hop(
     path(model, from, to, avoid).and_then(|p| p.first().copied())
 }
 
+/// `next_hop` between every pair of a model's states, avoiding its leader state or not,
+/// worked out once per plan: the scheduler asks on nearly every attempt to move a replica,
+/// and each search allocates.
+pub struct Hops {
+    states: usize,
+    /// By `[avoid_leader][from][to]`, flattened.
+    next: Vec<Option<StateId>>,
+}
+
+impl Hops {
+    pub fn new(model: &StateModel) -> Hops {
+        let states = model.states.len();
+        let ids = || (0..states).map(|s| StateId(s as u8));
+        let mut next = Vec::with_capacity(2 * states * states);
+        for avoid in [None, model.leader] {
+            for from in ids() {
+                next.extend(ids().map(|to| next_hop(model, from, to, avoid)));
+            }
+        }
+        Hops { states, next }
+    }
+
+    /// `next_hop(model, from, to, avoid)` where `avoid` is the model's leader state if
+    /// `avoid_leader`, else `None`.
+    pub fn next(&self, from: StateId, to: StateId, avoid_leader: bool) -> Option<StateId> {
+        let table = usize::from(avoid_leader) * self.states * self.states;
+        self.next[table + from.index() * self.states + to.index()]
+    }
+}
+
 /// The state a leader steps down to: `preferred` when the model allows it directly, else the
 /// first state the model lets a leader go to that is not the initial one.
 pub fn demotion(

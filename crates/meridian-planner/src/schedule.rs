@@ -13,17 +13,21 @@
 //! destination full of replicas waiting to leave) may drop first when it stays at or above its
 //! state model's minimum, and the step says so.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::fmt::Write;
 
-use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, StateId};
+use meridian_model::{DomainId, Fleet, GroupId, NodeId, Placement, Slot, StateId};
+
+use rustc_hash::FxHashMap as IdMap;
 
 use crate::bound::makespan_bound;
 use crate::ledger::{describe, Ledger};
 use crate::options::Options;
-use crate::path::{per_rate_on, Network, BYTES_PER_MB};
+use crate::path::{Network, BYTES_PER_MB};
 use crate::plan::{Action, Blocked, Load, Plan, Reason, Step};
-use crate::routes::{demotion, next_hop};
+use crate::routes::{demotion, Hops};
 
 /// Jobs a freed resource looks past (needing more than it freed) before it stops looking.
 const PASSED_OVER_MAX: usize = 64;
@@ -56,6 +60,9 @@ struct Part {
     arrivals: Vec<u32>,
     /// Add jobs waiting for a source replica to finish arriving.
     waiting_for_source: Vec<NodeId>,
+    /// Dense id of the partition's instantaneous job; its adds follow, one per target
+    /// replica (see `job_id`).
+    first_job: u32,
 }
 
 impl Part {
@@ -100,14 +107,79 @@ enum Job {
 /// urgent copies, product priority, the partition's shortfall, bigger copies first (longest
 /// first shortens the plan), then ids. (Ordering copies through the most loaded resource first
 /// was tried: on a zone evacuation bound by a region link it made the plan longer.)
-type Key = (
-    u8,
-    Reverse<bool>,
-    Reverse<i32>,
-    Reverse<usize>,
-    Reverse<u64>,
-    Job,
-);
+///
+/// Packed into words that compare as the fields would one by one (see `Key::new`): the
+/// queues compare keys on every insert, and comparing a tuple of the fields one by one took
+/// about twice as long. Last comes the job's dense id (`job_id`): a function of the job, so
+/// it never decides the order, carried so that the bookkeeping of a job taken from a queue
+/// costs no lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    order: [u64; 3],
+    id: u32,
+}
+
+/// What ranks a copy among the copies ready with it, in `Key`.
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    urgent: bool,
+    priority: i32,
+    /// Target replicas the partition lacks serving.
+    shortfall: usize,
+    size_bytes: f64,
+}
+
+impl Rank {
+    /// Instantaneous work is not ranked: it all comes first, by partition.
+    const NONE: Rank = Rank {
+        urgent: false,
+        priority: 0,
+        shortfall: 0,
+        size_bytes: 0.0,
+    };
+}
+
+/// The largest shortfall a key holds: it has 30 bits (a partition has a handful of replicas).
+const SHORTFALL_MAX: usize = (1 << 30) - 1;
+
+impl Key {
+    /// The first word holds, from its top bit down, the kind (instantaneous work first), then
+    /// the complements of urgent, priority (offset so that it sorts as unsigned) and
+    /// shortfall, so that more sorts first; the second the complement of the size's bits (the
+    /// bits are what was always compared); the third the partition and the node, as `Job`
+    /// sorts among jobs of one kind.
+    fn new(job: Job, id: u32, rank: Rank) -> Key {
+        assert!(
+            rank.shortfall <= SHORTFALL_MAX,
+            "a shortfall beyond the key's bits"
+        );
+        let (kind, partition, node) = match job {
+            Job::Instant(p) => (0u64, p, 0u32),
+            Job::Add(p, node) => (1, p, node.0),
+        };
+        let priority = (rank.priority as u32) ^ (1 << 31);
+        let first = kind << 63
+            | u64::from(!rank.urgent) << 62
+            | u64::from(!priority) << 30
+            | (SHORTFALL_MAX - rank.shortfall) as u64;
+        let second = !rank.size_bytes.to_bits();
+        let third = u64::from(partition) << 32 | u64::from(node);
+        Key {
+            order: [first, second, third],
+            id,
+        }
+    }
+
+    fn job(self) -> Job {
+        let [first, _, third] = self.order;
+        let partition = (third >> 32) as u32;
+        if first >> 63 == 0 {
+            Job::Instant(partition)
+        } else {
+            Job::Add(partition, NodeId(third as u32))
+        }
+    }
+}
 
 /// What a parked job waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -167,10 +239,97 @@ impl Blocker {
     }
 }
 
+/// What a step's priority note says. Few distinct ones occur in a plan and every step
+/// carries one, so each is written once and copied (`Scheduler::priority_notes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PriorityFacts {
+    urgent: bool,
+    priority: i32,
+    serving: usize,
+    wanted: usize,
+    floor: usize,
+    min_serving: u32,
+}
+
+impl PriorityFacts {
+    fn note(self) -> String {
+        format!(
+            "{}product priority {}, {} of {} target replicas serving, floor {} (min_serving {})",
+            if self.urgent {
+                "urgent: restores lost redundancy; "
+            } else {
+                ""
+            },
+            self.priority,
+            self.serving,
+            self.wanted,
+            self.floor,
+            self.min_serving
+        )
+    }
+}
+
+/// Vectors filled and emptied on every attempt to start a copy or wake a wait, kept
+/// between uses so that each does not allocate its own.
+#[derive(Default)]
+struct Scratch {
+    /// The possible sources of a copy, best first.
+    ranked: Vec<(Reverse<usize>, bool, NodeId)>,
+    /// The sources a copy could start from now.
+    candidates: Vec<Candidate>,
+    /// The jobs a wait wakes.
+    woken: Vec<Key>,
+}
+
 /// A transition's burst, booked until `end`.
 struct Burst {
     end: f64,
     deltas: Vec<(usize, f64)>,
+}
+
+/// Per-job bookkeeping, indexed by dense job id rather than hashed by job: it is read or
+/// written every time a job runs or parks.
+struct JobLog {
+    /// The instant each job last ran at (0: never). Moving time on makes every entry stale at
+    /// once; a hash set of the jobs that ran, cleared at each instant, cost a memset of its
+    /// peak size (every job runs at the first instant) on each of tens of thousands. Apart
+    /// from the records: waking a wait scans it for many parked jobs.
+    ran_at: Vec<u32>,
+    /// The current instant, counted from 1.
+    instant: u32,
+    /// One record per job, so that parking touches one place in memory, not one per field.
+    records: Vec<JobRecord>,
+}
+
+#[derive(Clone, Default)]
+struct JobRecord {
+    /// First reason it waited, with the time, for `explain`.
+    waited: Option<String>,
+    /// What it waits on now (and the room it needs there), for what stays blocked.
+    still_waiting: Option<(Wait, f64)>,
+}
+
+impl JobLog {
+    fn new(count: usize) -> JobLog {
+        JobLog {
+            ran_at: vec![0; count],
+            instant: 1,
+            records: vec![JobRecord::default(); count],
+        }
+    }
+
+    fn ran_now(&self, id: usize) -> bool {
+        self.ran_at[id] == self.instant
+    }
+
+    fn mark_ran(&mut self, id: usize) {
+        self.ran_at[id] = self.instant;
+    }
+
+    /// Time moved on: no job has run at the new instant yet.
+    fn next_instant(&mut self) {
+        self.instant += 1;
+    }
 }
 
 #[derive(Default)]
@@ -195,6 +354,8 @@ struct Copy {
 struct Scheduler<'a> {
     fleet: &'a Fleet,
     network: Network,
+    /// Per product, the next state on the way between any two of its model.
+    hops: Vec<Hops>,
     options: &'a Options,
     ledger: Ledger,
     parts: Vec<Part>,
@@ -202,9 +363,10 @@ struct Scheduler<'a> {
     now: f64,
     ready: BTreeSet<Key>,
     /// Parked jobs per wait, in priority order.
-    parked: HashMap<Wait, BTreeSet<Key>>,
-    /// Jobs waiting for room on a resource, with the room each needs.
-    resource_waiters: HashMap<usize, Waiters>,
+    parked: IdMap<Wait, BTreeSet<Key>>,
+    /// Jobs waiting for room on each resource (by index), with the room each needs. Looked
+    /// up for every delta booked that frees room.
+    resource_waiters: Vec<Option<Waiters>>,
     resources_partly_woken: BTreeSet<usize>,
     /// Counted waits (node, domain, budget) that were only partly woken: after the ready
     /// queue drains, they are topped up while they have room.
@@ -214,18 +376,16 @@ struct Scheduler<'a> {
     /// The guard on scheduling rounds tripped (a bug): what is left is reported as blocked.
     gave_up: bool,
     /// Transition bursts in flight, by step: released when the step ends.
-    bursts: HashMap<u32, Vec<(usize, f64)>>,
-    /// Jobs that ran at the current instant (cleared when time moves).
-    tried: std::collections::HashSet<Job>,
-    /// Top-ups of each counted wait at the current instant (cleared when time moves).
-    /// First reason each job waited, with the time, for `explain`.
-    waited: HashMap<Job, String>,
-    /// What each job waits on now (and the room it needs there), for what stays blocked.
-    still_waiting: HashMap<Job, (Wait, f64)>,
+    bursts: IdMap<u32, Vec<(usize, f64)>>,
+    /// What is known of each job, by dense id.
+    jobs: JobLog,
+    /// Priority notes written so far, by what they say.
+    priority_notes: IdMap<PriorityFacts, String>,
+    scratch: Scratch,
     active: BinaryHeap<Reverse<(u64, u32)>>,
-    copies: HashMap<u32, Copy>,
+    copies: IdMap<u32, Copy>,
     node_moves: Vec<u32>,
-    domain_moves: HashMap<DomainId, u32>,
+    domain_moves: IdMap<DomainId, u32>,
     rate_in_flight: f64,
 }
 
@@ -244,41 +404,46 @@ pub fn plan(
         }
     }
     let parts = build_parts(fleet, current, target, options, &failed);
+    let job_count = parts
+        .last()
+        .map_or(0, |p| p.first_job as usize + 1 + p.target.len());
     let ledger = Ledger::new(fleet, current, &options.failed);
     let network = Network::new(fleet);
     let bound = makespan_bound(fleet, &network, &ledger, &parts_view(&parts), options);
+    let steps = Vec::with_capacity(steps_expected(&parts));
+    let resource_waiters = std::iter::repeat_with(|| None)
+        .take(ledger.resources.count())
+        .collect();
     let mut scheduler = Scheduler {
         fleet,
         network,
+        hops: fleet.products.iter().map(Hops::new).collect(),
         options,
         ledger,
         parts,
-        steps: Vec::new(),
+        steps,
         now,
         ready: BTreeSet::new(),
-        parked: HashMap::new(),
-        resource_waiters: HashMap::new(),
+        parked: IdMap::default(),
+        resource_waiters,
         resources_partly_woken: BTreeSet::new(),
         partly_woken: BTreeSet::new(),
         crawl: false,
-        tried: std::collections::HashSet::new(),
-        bursts: HashMap::new(),
+        bursts: IdMap::default(),
         gave_up: false,
-        waited: HashMap::new(),
-        still_waiting: HashMap::new(),
+        jobs: JobLog::new(job_count),
+        priority_notes: IdMap::default(),
+        scratch: Scratch::default(),
         active: BinaryHeap::new(),
-        copies: HashMap::new(),
+        copies: IdMap::default(),
         node_moves: vec![0; fleet.topology.nodes.len()],
-        domain_moves: HashMap::new(),
+        domain_moves: IdMap::default(),
         rate_in_flight: 0.0,
     };
-    for p in 0..scheduler.parts.len() as u32 {
-        scheduler.enqueue(Job::Instant(p));
-        let missing: Vec<NodeId> = scheduler.parts[p as usize].missing().map(|m| m.0).collect();
-        for node in missing {
-            scheduler.enqueue(Job::Add(p, node));
-        }
-    }
+    scheduler.ready = scheduler
+        .initial_jobs()
+        .map(|job| scheduler.key(job))
+        .collect();
     scheduler.run();
     let blocked = scheduler.blocked();
     let bytes = scheduler
@@ -297,6 +462,34 @@ pub fn plan(
         blocked,
         bound,
         bytes,
+    }
+}
+
+/// Room for the steps a plan is likely to take, reserved up front: steps are large, and a
+/// vector of them grown step by step was copied over and over on a large plan. At least a
+/// copy per missing replica and a drop per leaving one; state changes and hand-offs come on
+/// top (a sixth of the steps of a zone evacuation), so a quarter more is reserved.
+fn steps_expected(parts: &[Part]) -> usize {
+    let at_least: usize = parts
+        .iter()
+        .map(|p| {
+            let leaving = p.live.iter().filter(|l| p.target_state(l.node).is_none());
+            p.missing().count() + leaving.count()
+        })
+        .sum();
+    at_least + at_least / 4
+}
+
+/// A job's dense id: its partition's `first_job` for the instantaneous work, then the place
+/// of the node among the partition's targets for an add.
+fn job_id(parts: &[Part], job: Job) -> usize {
+    match job {
+        Job::Instant(p) => parts[p as usize].first_job as usize,
+        Job::Add(p, node) => {
+            let part = &parts[p as usize];
+            let place = part.target.iter().position(|t| t.0 == node);
+            part.first_job as usize + 1 + place.expect("an add is only for a target replica")
+        }
     }
 }
 
@@ -337,14 +530,24 @@ fn build_parts(
     failed: &[bool],
 ) -> Vec<Part> {
     let mut parts = Vec::new();
+    let mut first_job = 0u32;
     for group in &fleet.groups {
         let model = &fleet.products[group.product.index()];
         let per = group.replicas_per_partition();
         for partition in 0..group.partitions {
             let first = group.partition_slot(partition);
+            let (now, then) = (
+                &current.slots[first..first + per],
+                &target.slots[first..first + per],
+            );
+            // Most partitions keep every replica where it is: no need to sort them to see it.
+            let on_failed = |s: &Slot| s.node().is_some_and(|n| failed[n.index()]);
+            if now == then && !now.iter().any(on_failed) {
+                continue;
+            }
             let mut had = 0usize;
             let mut live = Vec::new();
-            for slot in &current.slots[first..first + per] {
+            for slot in now {
                 let Some(node) = slot.node() else { continue };
                 had += 1;
                 if !failed[node.index()] && slot.state != model.initial {
@@ -356,7 +559,7 @@ fn build_parts(
                     });
                 }
             }
-            let mut wanted: Vec<(NodeId, StateId)> = target.slots[first..first + per]
+            let mut wanted: Vec<(NodeId, StateId)> = then
                 .iter()
                 .filter_map(|s| s.node().map(|n| (n, s.state)))
                 .filter(|&(_, state)| state != model.initial)
@@ -368,6 +571,7 @@ fn build_parts(
                 continue;
             }
             let serving_now = live.len();
+            let jobs = 1 + wanted.len() as u32;
             parts.push(Part {
                 group: group.id,
                 partition,
@@ -379,30 +583,56 @@ fn build_parts(
                 target: wanted,
                 arrivals: Vec::new(),
                 waiting_for_source: Vec::new(),
+                first_job,
             });
+            first_job += jobs;
         }
     }
     parts
 }
 
 impl Scheduler<'_> {
+    fn job_id(&self, job: Job) -> usize {
+        job_id(&self.parts, job)
+    }
+
+    /// The next state from `from` toward `to` in `group`'s state model, avoiding the leader
+    /// state unless it is `to` if `avoid_leader` (`routes::next_hop`, looked up).
+    fn next_hop(
+        &self,
+        group: GroupId,
+        from: StateId,
+        to: StateId,
+        avoid_leader: bool,
+    ) -> Option<StateId> {
+        let product = self.fleet.group(group).product;
+        self.hops[product.index()].next(from, to, avoid_leader)
+    }
+
     fn key(&self, job: Job) -> Key {
-        match job {
-            Job::Instant(_) => (0, Reverse(false), Reverse(0), Reverse(0), Reverse(0), job),
+        let id = self.job_id(job) as u32;
+        let rank = match job {
+            Job::Instant(_) => Rank::NONE,
             Job::Add(p, _) => {
                 let part = &self.parts[p as usize];
-                let group = self.fleet.group(part.group);
-                let shortfall = part.target.len().saturating_sub(part.serving());
-                (
-                    1,
-                    Reverse(part.urgent),
-                    Reverse(part.priority),
-                    Reverse(shortfall),
-                    Reverse(group.size_bytes().to_bits()),
-                    job,
-                )
+                Rank {
+                    urgent: part.urgent,
+                    priority: part.priority,
+                    shortfall: part.target.len().saturating_sub(part.serving()),
+                    size_bytes: self.fleet.group(part.group).size_bytes(),
+                }
             }
-        }
+        };
+        Key::new(job, id, rank)
+    }
+
+    /// Every partition's instantaneous work and an add per missing replica. Queued all at
+    /// once: a set collected from many keys is built in one pass, not key by key.
+    fn initial_jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        self.parts.iter().zip(0u32..).flat_map(|(part, p)| {
+            let adds = part.missing().map(move |(node, _)| Job::Add(p, node));
+            std::iter::once(Job::Instant(p)).chain(adds)
+        })
     }
 
     fn enqueue(&mut self, job: Job) {
@@ -413,11 +643,15 @@ impl Scheduler<'_> {
     /// Notes why `job` waits (the first reason is kept for `explain`; formatting it only
     /// then keeps parking cheap) and what it waits on now (for what stays blocked).
     fn note_wait(&mut self, job: Job, wait: Wait, need: f64, why: impl FnOnce() -> String) {
-        let now = self.now;
-        self.waited
-            .entry(job)
-            .or_insert_with(|| format!("{} (at t={now:.0}s)", why()));
-        self.still_waiting.insert(job, (wait, need));
+        let (now, id) = (self.now, self.job_id(job));
+        let record = &mut self.jobs.records[id];
+        record.waited.get_or_insert_with(|| {
+            let mut text = why();
+            // Appended in place: a second `format!` would copy the reason again.
+            let _ = write!(text, " (at t={now:.0}s)");
+            text
+        });
+        record.still_waiting = Some((wait, need));
     }
 
     fn park(&mut self, job: Job, wait: Wait, why: impl FnOnce() -> String) {
@@ -436,7 +670,7 @@ impl Scheduler<'_> {
     ) {
         self.note_wait(job, Wait::Resource(r), need, why);
         let key = self.key(job);
-        let waiters = self.resource_waiters.entry(r).or_insert_with(|| Waiters {
+        let waiters = self.resource_waiters[r].get_or_insert_with(|| Waiters {
             min_need: f64::INFINITY,
             jobs: BTreeMap::new(),
         });
@@ -449,7 +683,7 @@ impl Scheduler<'_> {
     /// What stays parked is topped up by `pump` once the woken ones have had their turn.
     fn wake_resource(&mut self, r: usize, everyone: bool) {
         let free = self.ledger.free(r);
-        let Some(waiters) = self.resource_waiters.get_mut(&r) else {
+        let Some(waiters) = self.resource_waiters[r].as_mut() else {
             return;
         };
         if !everyone && free + 1e-9 < waiters.min_need {
@@ -459,7 +693,8 @@ impl Scheduler<'_> {
         // need more than is free are passed over, but only a few, so a wake costs what it
         // wakes, not the length of the queue.
         let mut budget = free + 1e-9;
-        let mut woken: Vec<Key> = Vec::new();
+        let mut woken = std::mem::take(&mut self.scratch.woken);
+        woken.clear();
         let mut passed_over = 0usize;
         for (key, &(need, take)) in waiters.jobs.iter() {
             if everyone || need <= budget {
@@ -480,10 +715,11 @@ impl Scheduler<'_> {
             self.ready.insert(*key);
         }
         if waiters.jobs.is_empty() {
-            self.resource_waiters.remove(&r);
+            self.resource_waiters[r] = None;
         } else if !woken.is_empty() {
             self.resources_partly_woken.insert(r);
         }
+        self.scratch.woken = woken;
     }
 
     /// Wakes every job parked on `wait` (a resource that freed: any of them may fit now).
@@ -536,12 +772,14 @@ impl Scheduler<'_> {
         };
         // Jobs that already ran at this instant and parked here again would only do the same
         // again: wake the ones behind them.
-        let woken: Vec<Key> = keys
-            .iter()
-            .filter(|key| !self.tried.contains(&key.5))
-            .take(room)
-            .copied()
-            .collect();
+        let jobs = &self.jobs;
+        let mut woken = std::mem::take(&mut self.scratch.woken);
+        woken.clear();
+        woken.extend(
+            keys.iter()
+                .filter(|key| !jobs.ran_now(key.id as usize))
+                .take(room),
+        );
         for key in &woken {
             keys.remove(key);
             self.ready.insert(*key);
@@ -551,6 +789,7 @@ impl Scheduler<'_> {
         } else if !woken.is_empty() {
             self.partly_woken.insert(wait);
         }
+        self.scratch.woken = woken;
     }
 
     /// Tops up the counted waits and resources that woke jobs at this instant and still have
@@ -578,7 +817,7 @@ impl Scheduler<'_> {
     fn book(&mut self, deltas: &[(usize, f64)], sign: f64) {
         self.ledger.apply(deltas, sign);
         for &(r, amount) in deltas {
-            if amount * sign < 0.0 && self.resource_waiters.contains_key(&r) {
+            if amount * sign < 0.0 && self.resource_waiters[r].is_some() {
                 self.resources_partly_woken.insert(r);
             }
         }
@@ -597,8 +836,8 @@ impl Scheduler<'_> {
                         self.gave_up = true;
                         return;
                     }
-                    self.tried.insert(key.5);
-                    match key.5 {
+                    self.jobs.mark_ran(key.id as usize);
+                    match key.job() {
                         Job::Instant(p) => self.run_instant(p),
                         Job::Add(p, node) => self.try_add(p, node),
                     }
@@ -623,7 +862,7 @@ impl Scheduler<'_> {
             match next {
                 Some(t) => {
                     if t > self.now {
-                        self.tried.clear();
+                        self.jobs.next_instant();
                     }
                     self.now = self.now.max(t);
                     if next_window.is_some_and(|w| w <= t) {
@@ -688,28 +927,36 @@ impl Scheduler<'_> {
         id
     }
 
-    fn reason(&self, job: Job, after: Vec<u32>) -> Reason {
+    fn reason(&mut self, job: Job, after: Vec<u32>) -> Reason {
         let part = &self.parts[match job {
             Job::Instant(p) | Job::Add(p, _) => p as usize,
         }];
-        let model = self.fleet.product_of(part.group);
+        let facts = PriorityFacts {
+            urgent: part.urgent,
+            priority: part.priority,
+            serving: part.serving(),
+            wanted: part.target.len(),
+            floor: part.floor,
+            min_serving: self.fleet.product_of(part.group).min_serving,
+        };
+        let id = self.job_id(job);
+        let waited = &mut self.jobs.records[id].waited;
+        let waited_for = match job {
+            // An add has one step (the replica it brings stays): its note moves into it.
+            Job::Add(..) => waited.take(),
+            // Instantaneous work reports its first wait on each of its steps.
+            Job::Instant(_) => waited.clone(),
+        };
+        let priority = self
+            .priority_notes
+            .entry(facts)
+            .or_insert_with(|| facts.note())
+            .clone();
         Reason {
             after,
-            waited_for: self.waited.get(&job).cloned(),
+            waited_for,
             rate_limited_by: None,
-            priority: format!(
-                "{}product priority {}, {} of {} target replicas serving, floor {} (min_serving {})",
-                if part.urgent {
-                    "urgent: restores lost redundancy; "
-                } else {
-                    ""
-                },
-                part.priority,
-                part.serving(),
-                part.target.len(),
-                part.floor,
-                model.min_serving
-            ),
+            priority,
         }
     }
 
@@ -722,21 +969,20 @@ impl Scheduler<'_> {
         to: Option<StateId>,
     ) -> Vec<(usize, f64)> {
         let heat = &self.fleet.group(group).heat;
-        let dims = self.fleet.dims_count();
-        let mut delta = vec![0.0; dims];
-        if let Some(s) = to {
-            delta
-                .iter_mut()
-                .zip(&heat[s.index()])
-                .for_each(|(d, h)| *d += h);
-        }
-        if let Some(s) = from {
-            delta
-                .iter_mut()
-                .zip(&heat[s.index()])
-                .for_each(|(d, h)| *d -= h);
-        }
-        self.ledger.heat_deltas(self.fleet, node, &delta)
+        // Added then taken from zero, per dimension, exactly as a delta vector built first
+        // would be: the sums must not change a bit.
+        let delta = |x: usize| {
+            let mut d = 0.0;
+            if let Some(s) = to {
+                d += heat[s.index()][x];
+            }
+            if let Some(s) = from {
+                d -= heat[s.index()][x];
+            }
+            d
+        };
+        self.ledger
+            .chain_deltas(self.fleet, node, self.fleet.dims_count(), delta)
     }
 
     /// Books an instantaneous step's steady-heat changes, plus the bursts its transitions
@@ -764,10 +1010,10 @@ impl Scheduler<'_> {
             }
         }
         burst.deltas = merge(std::mem::take(&mut burst.deltas));
-        let all = if burst.deltas.is_empty() {
-            deltas.to_vec()
+        let all: Cow<[(usize, f64)]> = if burst.deltas.is_empty() {
+            Cow::Borrowed(deltas)
         } else {
-            merge(deltas.iter().chain(&burst.deltas).copied().collect())
+            Cow::Owned(merge(deltas.iter().chain(&burst.deltas).copied().collect()))
         };
         if let Some(r) = self.ledger.first_overflow(&all) {
             let resources = self.ledger.resources;
@@ -836,8 +1082,9 @@ impl Scheduler<'_> {
         let promote_from = part.live[new].state;
         if !model.allows(promote_from, leader) {
             // Walk the new leader toward a state that may be promoted (not through leader).
-            let Some(hop) =
-                next_hop(model, promote_from, leader, Some(leader)).filter(|&h| h != leader)
+            let Some(hop) = self
+                .next_hop(part.group, promote_from, leader, true)
+                .filter(|&h| h != leader)
             else {
                 return false;
             };
@@ -950,7 +1197,7 @@ impl Scheduler<'_> {
             if Some(live.state) == model.leader && target_leader.is_some() {
                 continue;
             }
-            let Some(hop) = next_hop(model, live.state, wanted, model.leader) else {
+            let Some(hop) = self.next_hop(part.group, live.state, wanted, true) else {
                 continue;
             };
             if Some(hop) == model.leader || hop == model.initial {
@@ -1019,7 +1266,7 @@ impl Scheduler<'_> {
                 }
             }
             if !model.allows(live.state, model.initial) {
-                let Some(hop) = next_hop(model, live.state, model.initial, model.leader) else {
+                let Some(hop) = self.next_hop(part.group, live.state, model.initial, true) else {
                     continue;
                 };
                 if hop == model.initial {
@@ -1073,8 +1320,13 @@ impl Scheduler<'_> {
             .parked
             .values()
             .flatten()
-            .chain(self.resource_waiters.values().flat_map(|w| w.jobs.keys()))
-            .filter_map(|key| match key.5 {
+            .chain(
+                self.resource_waiters
+                    .iter()
+                    .flatten()
+                    .flat_map(|w| w.jobs.keys()),
+            )
+            .filter_map(|key| match key.job() {
                 Job::Add(p, _) => Some(p),
                 Job::Instant(_) => None,
             })
@@ -1092,8 +1344,9 @@ impl Scheduler<'_> {
             // Still nothing: what is parked on capacity waits for room that no copy in
             // flight will free. A slow copy beats none.
             self.crawl = true;
-            let mut resources: Vec<usize> = self.resource_waiters.keys().copied().collect();
-            resources.sort_unstable();
+            let resources: Vec<usize> = (0..self.resource_waiters.len())
+                .filter(|&r| self.resource_waiters[r].is_some())
+                .collect();
             for r in resources {
                 self.wake_resource(r, true);
                 changed = true;
@@ -1117,8 +1370,9 @@ impl Scheduler<'_> {
         let model = fleet.product_of(group_id);
         // The replica arrives in the first state on its way to the target state; never
         // straight into the leader state while the partition has a leader.
-        let Some(arrival) = next_hop(model, model.initial, wanted, model.leader)
-            .or_else(|| next_hop(model, model.initial, wanted, None))
+        let Some(arrival) = self
+            .next_hop(group_id, model.initial, wanted, true)
+            .or_else(|| self.next_hop(group_id, model.initial, wanted, false))
         else {
             self.park(job, Wait::Never, || {
                 format!(
@@ -1132,9 +1386,10 @@ impl Scheduler<'_> {
         let has_leader = part.live.iter().any(|l| Some(l.state) == model.leader);
         if Some(arrival) == model.leader && has_leader {
             self.parts[p as usize].waiting_for_source.push(node);
-            self.waited
-                .entry(job)
-                .or_insert_with(|| "the partition's leader must step down first".to_string());
+            let id = self.job_id(job);
+            self.jobs.records[id]
+                .waited
+                .get_or_insert_with(|| "the partition's leader must step down first".to_string());
             return;
         }
         let steady = self.state_deltas(group_id, node, None, Some(arrival));
@@ -1149,13 +1404,9 @@ impl Scheduler<'_> {
             });
             return;
         }
-        let sources: Vec<NodeId> = part
-            .live
-            .iter()
-            .filter(|l| !l.copying)
-            .map(|l| l.node)
-            .collect();
-        if sources.is_empty() {
+        // Serving replicas are the possible sources.
+        let sources = || part.live.iter().filter(|l| !l.copying).map(|l| l.node);
+        if sources().next().is_none() {
             if part.live.iter().any(|l| l.copying) {
                 self.parts[p as usize].waiting_for_source.push(node);
                 return;
@@ -1231,23 +1482,23 @@ impl Scheduler<'_> {
         });
         // Sources nearest first (a copy inside the rack loads no uplink), followers before
         // the leader (it serves the writes), then by id.
-        let mut ranked: Vec<(Reverse<usize>, bool, NodeId)> = sources
-            .iter()
-            .map(|&s| {
-                let is_leader = part
-                    .live
-                    .iter()
-                    .any(|l| l.node == s && Some(l.state) == model.leader);
-                (Reverse(self.network.shared_levels(s, node)), is_leader, s)
-            })
-            .collect();
+        let mut ranked = std::mem::take(&mut self.scratch.ranked);
+        ranked.clear();
+        ranked.extend(sources().map(|s| {
+            let is_leader = part
+                .live
+                .iter()
+                .any(|l| l.node == s && Some(l.state) == model.leader);
+            (Reverse(self.network.shared_levels(s, node)), is_leader, s)
+        }));
         ranked.sort();
         // Steady heat goes first: the copy's rate is what the resources spare beyond it.
         self.ledger.apply(&steady, 1.0);
         // What stopped the first source tried: the wait, (for a resource) the room it needs
         // there, and why.
         let mut first_block: Option<(Wait, (f64, f64), Blocker)> = None;
-        let mut candidates: Vec<Candidate> = Vec::with_capacity(ranked.len());
+        let mut candidates = std::mem::take(&mut self.scratch.candidates);
+        candidates.clear();
         for &(_, _, source) in &ranked {
             if self.node_moves[source.index()] >= self.options.moves_per_node_max {
                 first_block.get_or_insert((
@@ -1269,8 +1520,9 @@ impl Scheduler<'_> {
                 ));
                 continue;
             }
-            let route = self.network.route(fleet, source, node);
-            let unit = per_rate_on(fleet, &self.ledger.resources, source, node, &route);
+            let unit = self
+                .network
+                .per_rate(fleet, &self.ledger.resources, source, node);
             let (room, limiting) = self.ledger.rate_room(&unit);
             let mut rate = self.options.rate_max.min(room).min(budget_room);
             if bytes == 0.0 {
@@ -1318,6 +1570,8 @@ impl Scheduler<'_> {
                 break; // No source can be faster.
             }
         }
+        let picked = pick_source(&mut candidates);
+        (self.scratch.ranked, self.scratch.candidates) = (ranked, candidates);
         let Some(Candidate {
             source,
             rate,
@@ -1325,7 +1579,7 @@ impl Scheduler<'_> {
             counted,
             room,
             limiting,
-        }) = pick_source(candidates)
+        }) = picked
         else {
             self.ledger.apply(&steady, -1.0);
             let (wait, need, blocker) =
@@ -1470,7 +1724,8 @@ impl Scheduler<'_> {
     /// Why a job is still parked at the end: what it waits on, in words.
     fn blocked_reason(&self, job: Job) -> Option<String> {
         let fleet = self.fleet;
-        let &(wait, need) = self.still_waiting.get(&job)?;
+        let id = self.job_id(job);
+        let (wait, need) = self.jobs.records[id].still_waiting?;
         Some(match wait {
             Wait::Resource(r) => format!(
                 "waits for {:.0} free on {} ({:.0} free at the end)",
@@ -1490,7 +1745,7 @@ impl Scheduler<'_> {
                 "no maintenance window is left that is long enough for it".to_string()
             }
             Wait::Window => "waits for a maintenance window long enough".to_string(),
-            Wait::Never => self.waited.get(&job).cloned().unwrap_or_default(),
+            Wait::Never => self.jobs.records[id].waited.clone().unwrap_or_default(),
         })
     }
 
@@ -1578,26 +1833,97 @@ struct Candidate {
 /// (Keeping a nearer source down to half or a quarter of the fastest rate was measured: the
 /// 1M-replica zone evacuation took 87–90 h instead of 84 h, and 1547 h when the nearest
 /// source was always kept.)
-fn pick_source(candidates: Vec<Candidate>) -> Option<Candidate> {
+fn pick_source(candidates: &mut Vec<Candidate>) -> Option<Candidate> {
     let fastest = candidates.iter().map(|c| c.rate).fold(0.0, f64::max);
-    candidates
-        .into_iter()
-        .find(|c| c.rate >= fastest * (1.0 - 1e-9))
+    let picked = candidates
+        .iter()
+        .position(|c| c.rate >= fastest * (1.0 - 1e-9))?;
+    Some(candidates.swap_remove(picked))
 }
 
 fn need_on(deltas: &[(usize, f64)], r: usize) -> f64 {
     deltas.iter().filter(|d| d.0 == r).map(|d| d.1).sum()
 }
 
-/// Sums deltas on the same resource (a hand-off between nodes that share domains).
+/// Sums deltas on the same resource (a hand-off between nodes that share domains), in the
+/// order they come (the sort is stable).
 fn merge(mut deltas: Vec<(usize, f64)>) -> Vec<(usize, f64)> {
     deltas.sort_by_key(|d| d.0);
-    let mut out: Vec<(usize, f64)> = Vec::with_capacity(deltas.len());
-    for (r, amount) in deltas {
-        match out.last_mut() {
-            Some(last) if last.0 == r => last.1 += amount,
-            _ => out.push((r, amount)),
+    // `dedup_by` hands each delta with the one kept before it: summed into that one, in order.
+    deltas.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+        }
+        same
+    });
+    deltas
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fields of a key compared one by one, as the scheduler's queues once held them.
+    type Fields = (
+        u8,
+        Reverse<bool>,
+        Reverse<i32>,
+        Reverse<usize>,
+        Reverse<u64>,
+        Job,
+        u32,
+    );
+
+    fn fields(job: Job, id: u32, rank: Rank) -> Fields {
+        let kind = u8::from(matches!(job, Job::Add(..)));
+        (
+            kind,
+            Reverse(rank.urgent),
+            Reverse(rank.priority),
+            Reverse(rank.shortfall),
+            Reverse(rank.size_bytes.to_bits()),
+            job,
+            id,
+        )
+    }
+
+    fn job_and_rank() -> impl Strategy<Value = (Job, u32, Rank)> {
+        let job = prop_oneof![
+            (0u32..4).prop_map(Job::Instant),
+            (0u32..4, 0u32..4).prop_map(|(p, n)| Job::Add(p, NodeId(n))),
+            any::<u32>().prop_map(Job::Instant),
+            (any::<u32>(), any::<u32>()).prop_map(|(p, n)| Job::Add(p, NodeId(n))),
+        ];
+        let rank = (
+            any::<bool>(),
+            prop_oneof![-2i32..3, any::<i32>()],
+            prop_oneof![0usize..4, 0..=SHORTFALL_MAX],
+            prop_oneof![Just(0.0), Just(1e9), any::<f64>()],
+        );
+        (job, prop_oneof![0u32..3, any::<u32>()], rank).prop_map(|(job, id, rank)| {
+            let (urgent, priority, shortfall, size_bytes) = rank;
+            let rank = match job {
+                Job::Instant(_) => Rank::NONE,
+                Job::Add(..) => Rank {
+                    urgent,
+                    priority,
+                    shortfall,
+                    size_bytes,
+                },
+            };
+            (job, id, rank)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn packed_keys_sort_as_their_fields(a in job_and_rank(), b in job_and_rank()) {
+            let (key_a, key_b) = (Key::new(a.0, a.1, a.2), Key::new(b.0, b.1, b.2));
+            let (fields_a, fields_b) = (fields(a.0, a.1, a.2), fields(b.0, b.1, b.2));
+            prop_assert_eq!(key_a.cmp(&key_b), fields_a.cmp(&fields_b));
+            prop_assert_eq!(key_a.job(), a.0);
         }
     }
-    out
 }
