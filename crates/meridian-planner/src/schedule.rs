@@ -1558,6 +1558,7 @@ impl Scheduler<'_> {
                 continue;
             }
             let full = rate >= self.options.rate_max;
+            let topology = &fleet.topology;
             candidates.push(Candidate {
                 source,
                 rate,
@@ -1565,6 +1566,7 @@ impl Scheduler<'_> {
                 counted,
                 room,
                 limiting,
+                crosses_region: topology.region_of(source) != topology.region_of(node),
             });
             if full {
                 break; // No source can be faster.
@@ -1579,6 +1581,7 @@ impl Scheduler<'_> {
             counted,
             room,
             limiting,
+            ..
         }) = picked
         else {
             self.ledger.apply(&steady, -1.0);
@@ -1824,6 +1827,8 @@ struct Candidate {
     /// The rate the route spares, and the resource that sets it.
     room: f64,
     limiting: Option<usize>,
+    /// Its bytes would cross a region link: scarce, slow to cross, and paid per GB.
+    crosses_region: bool,
 }
 
 /// The fastest source, the nearest among equally fast ones (candidates come nearest first).
@@ -1833,13 +1838,29 @@ struct Candidate {
 /// (Keeping a nearer source down to half or a quarter of the fastest rate was measured: the
 /// 1M-replica zone evacuation took 87–90 h instead of 84 h, and 1547 h when the nearest
 /// source was always kept.)
+///
+/// A source in the target's own region is kept while it copies at least
+/// `SAME_REGION_SHARE_MIN` of the fastest rate: bytes over a region link cost money and the
+/// link's room, which copies that must cross (no source in the region) need more.
 fn pick_source(candidates: &mut Vec<Candidate>) -> Option<Candidate> {
-    let fastest = candidates.iter().map(|c| c.rate).fold(0.0, f64::max);
+    let fastest_in = |within: bool| {
+        candidates
+            .iter()
+            .filter(|c| !within || !c.crosses_region)
+            .map(|c| c.rate)
+            .fold(0.0, f64::max)
+    };
+    let (fastest, fastest_within) = (fastest_in(false), fastest_in(true));
+    let within = fastest_within > 0.0 && fastest_within >= fastest * SAME_REGION_SHARE_MIN;
+    let bar = if within { fastest_within } else { fastest };
     let picked = candidates
         .iter()
-        .position(|c| c.rate >= fastest * (1.0 - 1e-9))?;
+        .position(|c| (!within || !c.crosses_region) && c.rate >= bar * (1.0 - 1e-9))?;
     Some(candidates.swap_remove(picked))
 }
+
+/// See `pick_source`.
+const SAME_REGION_SHARE_MIN: f64 = 0.5;
 
 fn need_on(deltas: &[(usize, f64)], r: usize) -> f64 {
     deltas.iter().filter(|d| d.0 == r).map(|d| d.1).sum()
