@@ -145,14 +145,21 @@ pub fn run_one(args: BenchOneArgs) -> Result<ExitCode> {
     };
 
     // Repair after the busiest node fails: the in-memory engine, then the stateless path.
+    // Nodes holding a pinned replica are passed over: a pin on a dead node cannot be repaired
+    // (it is the operator's to lift), whatever the solver does.
     let mut per_node = vec![0usize; fleet.topology.nodes.len()];
     for slot in &full.placement.slots {
         if let Some(node) = slot.node() {
             per_node[node.index()] += 1;
         }
     }
+    let mut pinned = vec![false; per_node.len()];
+    for pin in fleet.groups.iter().flat_map(|g| &g.pins) {
+        pinned[pin.node.index()] = true;
+    }
     let busiest = NodeId(
         (0..per_node.len())
+            .filter(|&n| !pinned[n])
             .max_by_key(|&n| (per_node[n], std::cmp::Reverse(n)))
             .unwrap_or(0) as u32,
     );
