@@ -231,7 +231,7 @@ impl Accounts {
                         let gib =
                             group.reads_gib_per_month * per_partition * (a / load) * tick.dt_s
                                 / MONTH_S;
-                        self.summary.transfer_cost +=
+                        self.summary.egress_cost +=
                             gib * topology.transfer_cost_per_gb(served, reader);
                     }
                 }
@@ -314,8 +314,9 @@ impl Accounts {
         s.t_s.push(tick.t_s);
         s.latency_p50_ms.push(latency.quantile(0.5));
         s.latency_p99_ms.push(latency.quantile(0.99));
-        s.cost
-            .push(self.summary.storage_cost + self.summary.transfer_cost);
+        s.cost.push(
+            self.summary.storage_cost + self.summary.transfer_cost + self.summary.egress_cost,
+        );
         s.copies.push(self.summary.copies);
         s.bytes_moved.push(self.summary.bytes_moved);
         s.in_flight.push(tick.world.transfers.len());

@@ -85,7 +85,10 @@ pub struct Summary {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub storage_cost: f64,
+    /// Copies crossing regions, $.
     pub transfer_cost: f64,
+    /// Reads served from another region than the reader's, $.
+    pub egress_cost: f64,
     pub bytes_moved: f64,
     pub copies: u64,
     /// Copies given up after stalling (see `engine::STALL_TIMEOUT_S`).

@@ -29,11 +29,12 @@ fn row(name: &str, s: &Summary) -> String {
         format!("{:.0}% ({})", 100.0 * s.worst_overshoot, s.worst_resource)
     };
     format!(
-        "| {name} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {:.2} | {} | {} | {} | {worst} | {} | {} | {:.0}% | {} |",
+        "| {name} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} | {} | {} | {worst} | {} | {} | {:.0}% | {} |",
         s.latency_p50_ms,
         s.latency_p99_ms,
         s.storage_cost,
         s.transfer_cost,
+        s.egress_cost,
         s.copies,
         s.bytes_moved / 1e12,
         hours(s.saturation_s),
@@ -61,8 +62,10 @@ pub fn markdown(results: &Results, command: &str, plots: &[(String, String)]) ->
         hours(r.tick_s),
         r.seed
     );
-    out.push_str("| strategy | latency p50 ms | p99 ms | storage $ | transfer $ | copies | TB moved | saturation (all resources) | of it with copies crossing | resources saturated | worst overshoot | below min replicas | leaderless | safe utilization | invariant violations |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+    out.push_str("| strategy | latency p50 ms | p99 ms | storage $ | copies across regions $ | reads across regions $ | copies | TB moved | saturation (all resources) | of it with copies crossing | resources saturated | worst overshoot | below min replicas | leaderless | safe utilization | invariant violations |\n");
+    out.push_str(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
+    );
     for o in &r.outcomes {
         let _ = writeln!(out, "{}", row(&o.strategy, &o.summary));
     }
