@@ -122,3 +122,14 @@ pub(crate) fn region(fleet: &Fleet, name: &str) -> RegionId {
         .region_by_name(name)
         .expect("a region of the test fleet")
 }
+
+pub(crate) const HOUR_S: f64 = 3_600.0;
+pub(crate) const DAY_S: f64 = 86_400.0;
+
+/// A test's YAML section, parsed or the test fails saying so.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
+    match serde_yaml_ng::from_str(yaml) {
+        Ok(spec) => spec,
+        Err(error) => panic!("test spec does not parse: {error}"),
+    }
+}

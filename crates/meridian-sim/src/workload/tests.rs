@@ -1,16 +1,10 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::test_fleet::{group, region, tiny_fleet};
-
-const HOUR_S: f64 = 3_600.0;
-const DAY_S: f64 = 86_400.0;
+use crate::test_fleet::{group, parse, region, tiny_fleet, DAY_S, HOUR_S};
 
 fn spec(yaml: &str) -> WorkloadSpec {
-    match serde_yaml_ng::from_str(yaml) {
-        Ok(spec) => spec,
-        Err(error) => panic!("test spec does not parse: {error}"),
-    }
+    parse(yaml)
 }
 
 fn workload(yaml: &str, seed: u64, duration_s: f64) -> Workload {
