@@ -152,6 +152,7 @@ fn options(fleet: &Fleet, args: &PlanArgs, failed: Vec<NodeId>) -> Result<Option
         product_priority,
         windows,
         failed,
+        in_flight: Vec::new(),
     })
 }
 

@@ -18,6 +18,6 @@ pub mod replay;
 pub mod routes;
 pub mod schedule;
 
-pub use options::Options;
+pub use options::{InFlight, Options};
 pub use plan::{Action, Blocked, Load, MakespanBound, Plan, Reason, Resource, Step};
 pub use schedule::plan;

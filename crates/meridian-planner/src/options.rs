@@ -24,6 +24,17 @@ pub struct Options {
     pub windows: Vec<(f64, f64)>,
     /// Nodes that are gone: their replicas are lost, never a source, never dropped.
     pub failed: Vec<NodeId>,
+    /// Copies of an earlier plan still running: their loads stay booked until they end, so a
+    /// plan made meanwhile never counts on the room they hold.
+    pub in_flight: Vec<InFlight>,
+}
+
+/// Load an earlier plan's copy holds until `until` (the same clock as `now`); an infinite
+/// `until` holds it for the whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InFlight {
+    pub loads: Vec<crate::plan::Load>,
+    pub until: f64,
 }
 
 impl Default for Options {
@@ -37,6 +48,7 @@ impl Default for Options {
             product_priority: Vec::new(),
             windows: Vec::new(),
             failed: Vec::new(),
+            in_flight: Vec::new(),
         }
     }
 }

@@ -47,6 +47,14 @@ impl Resources {
         self.domains * self.dims + from * self.regions + to
     }
 
+    /// The index of `resource` (the inverse of [`Resources::resource`]).
+    pub fn index(&self, resource: crate::plan::Resource) -> usize {
+        match resource {
+            crate::plan::Resource::Domain { domain, dim } => self.domain(domain, dim),
+            crate::plan::Resource::Link { from, to } => self.link(from.index(), to.index()),
+        }
+    }
+
     pub fn resource(&self, index: usize) -> crate::plan::Resource {
         use crate::plan::Resource;
         let domain_cells = self.domains * self.dims;

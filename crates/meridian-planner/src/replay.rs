@@ -162,6 +162,7 @@ pub fn replay(
         return replay.into_report();
     }
     replay.track_usage();
+    replay.load_in_flight();
     replay.check_order();
     replay.run(f64::INFINITY);
     replay.check_target(target);
@@ -466,6 +467,8 @@ struct Replay<'a> {
     cause: String,
     violations: Vec<Violation>,
     omitted: usize,
+    /// `options.in_flight` is in `load` (only when checking a whole plan).
+    in_flight_loaded: bool,
 }
 
 impl<'a> Replay<'a> {
@@ -510,6 +513,7 @@ impl<'a> Replay<'a> {
             cause: String::new(),
             violations: Vec::new(),
             omitted: 0,
+            in_flight_loaded: false,
         }
     }
 
@@ -654,6 +658,35 @@ impl<'a> Replay<'a> {
         true
     }
 
+    /// An earlier plan's copies still running hold their loads until they end. They are not
+    /// this plan's to check (they may have been booked against a lower load), but nothing this
+    /// plan books may count on their room.
+    fn load_in_flight(&mut self) {
+        self.in_flight_loaded = true;
+        let resources = crate::path::Resources::new(self.fleet);
+        for flight in &self.options.in_flight {
+            for load in &flight.loads {
+                self.load[resources.index(load.resource)] += load.amount;
+            }
+        }
+    }
+
+    /// Gives back what in-flight copies ending by `time` held.
+    fn release_in_flight(&mut self, time: f64, released: &mut [bool]) {
+        if !self.in_flight_loaded {
+            return;
+        }
+        let resources = crate::path::Resources::new(self.fleet);
+        for (flight, done) in self.options.in_flight.iter().zip(released.iter_mut()) {
+            if !*done && flight.until <= time {
+                *done = true;
+                for load in &flight.loads {
+                    self.load[resources.index(load.resource)] -= load.amount;
+                }
+            }
+        }
+    }
+
     fn load_slot(&mut self, at: At, slot: Slot) {
         let Some(node) = slot.node() else { return };
         let model = self.fleet.product_of(at.group);
@@ -757,10 +790,12 @@ impl<'a> Replay<'a> {
                 .then(b.ends.cmp(&a.ends))
                 .then(a.index.cmp(&b.index))
         });
+        let mut released = vec![false; self.options.in_flight.len()];
         for event in events {
             if event.time > until {
                 break;
             }
+            self.release_in_flight(event.time, &mut released);
             self.time = event.time;
             if event.ends {
                 self.end(event.index);

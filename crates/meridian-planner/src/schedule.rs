@@ -444,6 +444,7 @@ pub fn plan(
         .initial_jobs()
         .map(|job| scheduler.key(job))
         .collect();
+    scheduler.book_in_flight();
     scheduler.run();
     let blocked = scheduler.blocked();
     let bytes = scheduler
@@ -592,6 +593,27 @@ fn build_parts(
 }
 
 impl Scheduler<'_> {
+    /// Books what an earlier plan's copies hold until they end, released like a burst (under
+    /// step ids counting down from `u32::MAX`, which no step of this plan reaches).
+    fn book_in_flight(&mut self) {
+        for (k, flight) in self.options.in_flight.iter().enumerate() {
+            if flight.until.is_nan() || flight.until <= self.now {
+                continue; // Ended already (or a NaN): holds nothing.
+            }
+            let deltas: Vec<(usize, f64)> = flight
+                .loads
+                .iter()
+                .map(|l| (self.ledger.resources.index(l.resource), l.amount))
+                .collect();
+            self.ledger.apply(&deltas, 1.0);
+            if flight.until.is_finite() {
+                let id = u32::MAX - k as u32;
+                self.bursts.insert(id, deltas);
+                self.active.push(Reverse((flight.until.to_bits(), id)));
+            }
+        }
+    }
+
     fn job_id(&self, job: Job) -> usize {
         job_id(&self.parts, job)
     }

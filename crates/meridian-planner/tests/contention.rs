@@ -172,3 +172,65 @@ fn two_products_sharing_a_spine_are_throttled_under_its_limit() {
         }
     }
 }
+
+/// A copy of an earlier plan still holds most of `s1` until t = 600 s: this plan's copies
+/// across `s1` must not count on that room, so they fit what is left until it ends, and the
+/// independent replay (which books the same in-flight load) finds nothing over the limit.
+#[test]
+fn copies_in_flight_from_an_earlier_plan_keep_their_room_until_they_end() {
+    let fleet = Fleet::from_yaml(FLEET, "shared-spine.yaml").expect("valid fleet");
+    let current = placement(
+        &fleet,
+        &[
+            ("orders", "a1", "Leader"),
+            ("orders", "a2", "Follower"),
+            ("llm", "g1", "Active"),
+        ],
+    );
+    let target = placement(
+        &fleet,
+        &[
+            ("orders", "a1", "Leader"),
+            ("orders", "b1", "Follower"),
+            ("llm", "g2", "Active"),
+        ],
+    );
+    let s1 = fleet.topology.domain_by_name("s1").expect("s1");
+    let net = fleet.dims.get("net_mbps").expect("net_mbps").index();
+    let limit = fleet.limit_of(s1)[net];
+    let held = limit - 400.0; // 50 MB/s left for this plan until the earlier copy ends
+    let options = Options {
+        in_flight: vec![meridian_planner::InFlight {
+            loads: vec![meridian_planner::Load {
+                resource: Resource::Domain {
+                    domain: s1,
+                    dim: net,
+                },
+                amount: held,
+            }],
+            until: 600.0,
+        }],
+        ..Options::default()
+    };
+    let plan = plan(&fleet, &current, &target, &options, 0.0);
+    assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
+    let mut times: Vec<f64> = plan.steps.iter().flat_map(|s| [s.start, s.end]).collect();
+    times.push(599.0);
+    for t in times {
+        let earlier = if t < 600.0 { held } else { 0.0 };
+        let load = copy_load_at(&plan, s1, net, t) + earlier;
+        assert!(
+            load <= limit * (1.0 + 1e-9),
+            "s1 at {load} of {limit} at t={t}"
+        );
+    }
+    let report = meridian_planner::replay::replay(&fleet, &current, &target, &options, &plan);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    // And with the earlier copy's room counted, the same plan would overload s1.
+    let unaware = meridian_planner::plan(&fleet, &current, &target, &Options::default(), 0.0);
+    let report = meridian_planner::replay::replay(&fleet, &current, &target, &options, &unaware);
+    assert!(
+        !report.violations.is_empty(),
+        "a plan that ignores the copy in flight should overload s1 under replay"
+    );
+}
