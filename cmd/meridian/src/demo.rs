@@ -1,5 +1,6 @@
 //! `meridian demo`: the main job on the built-in example fleet, no setup needed: solve, check,
-//! explain, fail a node, repair, and plan the recovery.
+//! explain, fail a node, repair, and plan the recovery; then a simulated day of a datacenter
+//! where per-product rebalancers and Meridian each run the fleet.
 
 use std::process::ExitCode;
 
@@ -12,6 +13,57 @@ use meridian_solver::{Mode, Options};
 use crate::report;
 
 const EXAMPLE: &str = include_str!("../../../examples/small.yaml");
+const DATACENTER: &str = include_str!("../../../examples/sim/datacenter.yaml");
+const DATACENTER_FLEET: &str = include_str!("../../../examples/sim/datacenter-fleet.yaml");
+
+/// Step 5: `examples/sim/datacenter.yaml` with the siloed rebalancers and Meridian. True if
+/// Meridian broke no invariant.
+fn simulate_datacenter() -> Result<bool> {
+    println!("\n== 5. a simulated day in a datacenter: per-product rebalancers vs Meridian\n");
+    let mut scenario = meridian_sim::scenario::Scenario::from_yaml_with(
+        DATACENTER,
+        "examples/sim/datacenter.yaml",
+        &|_| Ok(DATACENTER_FLEET.to_string()),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    scenario.spec.strategies = vec!["siloed".to_string(), "unified".to_string()];
+    let results =
+        meridian_sim::simulate::simulate(scenario, &|_, _| {}).map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "{:<9} {:>10} {:>22} {:>24} {:>20}",
+        "strategy", "p99 (ms)", "time over capacity", "of it with its copies", "below min replicas"
+    );
+    for o in &results.outcomes {
+        let s = &o.summary;
+        println!(
+            "{:<9} {:>10.1} {:>20.1} h {:>22.1} h {:>18.1} h",
+            o.strategy,
+            s.latency_p99_ms,
+            s.saturation_s / 3600.0,
+            s.saturation_with_copies_s / 3600.0,
+            s.below_min_s / 3600.0
+        );
+    }
+    // The shared domain (above the nodes) siloed kept over capacity longest.
+    let shared = results.outcomes.first().and_then(|o| {
+        o.saturated
+            .iter()
+            .find(|(name, _)| !name.starts_with("node "))
+    });
+    if let Some((name, s)) = shared {
+        println!(
+            "\nshared domain siloed overloaded longest: {name}, over capacity for {:.1} h (peak {:.0}%)",
+            s.seconds / 3600.0,
+            100.0 * s.worst
+        );
+    }
+    println!("(`meridian sim examples/sim/datacenter.yaml --out DIR` runs all five strategies with plots)");
+    Ok(results
+        .outcomes
+        .iter()
+        .filter(|o| o.strategy == "unified")
+        .all(|o| o.summary.invariant_violations == 0))
+}
 
 pub fn run() -> Result<ExitCode> {
     let fleet = Fleet::from_yaml(EXAMPLE, "examples/small.yaml").map_err(|p| anyhow!("{p}"))?;
@@ -104,12 +156,14 @@ pub fn run() -> Result<ExitCode> {
         &plan,
     );
     crate::plan_cmd::replay_summary(&replayed, 4);
+    let simulated_cleanly = simulate_datacenter()?;
     Ok(
         if violations.is_empty()
             && violations_after.is_empty()
             && repaired.is_complete()
             && plan.blocked.is_empty()
             && replayed.is_clean()
+            && simulated_cleanly
         {
             ExitCode::SUCCESS
         } else {

@@ -108,6 +108,19 @@ impl Scenario {
     /// Reads a scenario from `text`; `file` names it in errors and anchors a relative
     /// `fleet:` path.
     pub fn from_yaml(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::from_yaml_with(text, file, &|path| {
+            std::fs::read_to_string(path).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`Scenario::from_yaml`] with the fleet file read by `read` (given the path the
+    /// scenario names, resolved against `file`): a program that embeds its scenario embeds
+    /// its fleet too.
+    pub fn from_yaml_with(
+        text: &str,
+        file: &str,
+        read: &dyn Fn(&Path) -> Result<String, String>,
+    ) -> Result<Scenario, ScenarioError> {
         let index = LineIndex::build(text);
         let at = |path: &str| match index.line_of(path) {
             Some(line) => format!("{file}:{line}: {path}"),
@@ -135,8 +148,8 @@ impl Scenario {
                 )));
             }
         }
-        let fleet =
-            load_fleet(&spec, file).map_err(|m| ScenarioError(format!("{}: {m}", at("fleet"))))?;
+        let fleet = load_fleet(&spec, file, read)
+            .map_err(|m| ScenarioError(format!("{}: {m}", at("fleet"))))?;
         let duration_s = spec.duration.seconds();
         let workload =
             Workload::new(&spec.workload, &fleet, spec.seed, duration_s).map_err(|e| {
@@ -205,7 +218,11 @@ fn check_times(spec: &ScenarioSpec) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-fn load_fleet(spec: &ScenarioSpec, file: &str) -> Result<Fleet, String> {
+fn load_fleet(
+    spec: &ScenarioSpec,
+    file: &str,
+    read: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<Fleet, String> {
     match (&spec.fleet, &spec.r#gen) {
         (Some(_), Some(_)) => Err("give either `fleet` or `gen`, not both".to_string()),
         (None, None) => Err("missing: give `fleet: FILE` or `gen: {nodes, replicas}`".to_string()),
@@ -215,8 +232,7 @@ fn load_fleet(spec: &ScenarioSpec, file: &str) -> Result<Fleet, String> {
                 .unwrap_or(Path::new("."))
                 .join(path);
             let shown = full.display().to_string();
-            let text = std::fs::read_to_string(&full)
-                .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+            let text = read(&full).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
             Fleet::from_yaml(&text, &shown)
                 .map_err(|p| format!("`{shown}` is not a valid fleet\n{p}"))
         }
