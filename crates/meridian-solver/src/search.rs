@@ -375,13 +375,40 @@ pub fn best_node(
     request: &Request,
     seed: u64,
 ) -> Option<(NodeId, Score)> {
+    let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
+    let level_average = level_averages(context, state, request);
+    // The heap and the score arena are reused from search to search (one search per replica
+    // placed: a million at 1M replicas); only their allocations carry over, never contents.
+    let (mut heap, mut scores) = SEARCH_BUFFERS.with_borrow_mut(std::mem::take);
+    heap.clear();
+    scores.clear();
+    let found = search(
+        context,
+        state,
+        request,
+        (salt, &level_average),
+        (&mut heap, &mut scores),
+    );
+    SEARCH_BUFFERS.with_borrow_mut(|buffers| *buffers = (heap, scores));
+    found
+}
+
+thread_local! {
+    static SEARCH_BUFFERS: std::cell::RefCell<(BinaryHeap<Entry>, Vec<Score>)> =
+        const { std::cell::RefCell::new((BinaryHeap::new(), Vec::new())) };
+}
+
+/// The best-first search of `best_node`, on the buffers it lends.
+fn search(
+    context: &Context,
+    state: &State,
+    request: &Request,
+    (salt, level_average): (u64, &[f64]),
+    (heap, scores): (&mut BinaryHeap<Entry>, &mut Vec<Score>),
+) -> Option<(NodeId, Score)> {
     let fleet = context.fleet;
     let topology = &fleet.topology;
     let balance_weight = fleet.objectives.balance;
-    let salt = mix(seed ^ (request.group.0 as u64) << 32 ^ request.partition as u64);
-    let level_average = level_averages(context, state, request);
-    let mut heap = BinaryHeap::new();
-    let mut scores: Vec<Score> = Vec::new();
     let push = |heap: &mut BinaryHeap<Entry>,
                 scores: &mut Vec<Score>,
                 domain: DomainId,
@@ -410,7 +437,7 @@ pub fn best_node(
             }
             None => {
                 let (estimate_peak, estimate_sum) =
-                    estimate_below(context, state, request, &level_average, domain);
+                    estimate_below(context, state, request, level_average, domain);
                 let peak = score.peak_pressure.max(estimate_peak);
                 score.total()
                     + balance_weight
@@ -427,7 +454,7 @@ pub fn best_node(
         topology.domain(domain).node.is_some()
     };
     for &root in &context.roots {
-        push(&mut heap, &mut scores, root, Score::default());
+        push(heap, scores, root, Score::default());
     }
     let mut node_seen = false;
     let mut expansions_after_node = 0usize;
@@ -445,7 +472,7 @@ pub fn best_node(
             expansions_after_node += 1;
         }
         for &child in &domain.network_children {
-            node_seen |= push(&mut heap, &mut scores, child, score);
+            node_seen |= push(heap, scores, child, score);
         }
     }
     None
