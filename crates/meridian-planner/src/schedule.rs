@@ -1110,28 +1110,7 @@ impl Scheduler<'_> {
             else {
                 return false;
             };
-            let group = part.group;
-            let deltas = self.state_deltas(group, to_node, Some(promote_from), Some(hop));
-            let transitions = [(to_node, promote_from, hop)];
-            let Some(burst) =
-                self.try_book_instant(job, group, &deltas, &transitions, "state transition")
-            else {
-                return false;
-            };
-            self.parts[p as usize].live[new].state = hop;
-            let reason = self.reason(job, Vec::new());
-            let id = self.push_step(
-                p,
-                Action::Transition {
-                    node: to_node,
-                    from: promote_from,
-                    to: hop,
-                },
-                burst.end,
-                reason,
-            );
-            self.start_burst(id, burst);
-            return true;
+            return self.step_replica(p, job, new, hop);
         }
         let group = part.group;
         match current_leader {
