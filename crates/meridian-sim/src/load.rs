@@ -3,7 +3,7 @@
 //! planner's ledger (`meridian_planner::path::Resources`), so the two count the same things.
 
 use meridian_model::{Fleet, NodeId, RegionId};
-use meridian_planner::path::{per_rate_on, Network, Resources};
+use meridian_planner::path::{Network, Resources};
 
 use crate::faults::FaultState;
 use crate::world::World;
@@ -54,8 +54,7 @@ pub fn copy_unit(
     source: NodeId,
     target: NodeId,
 ) -> Vec<(usize, f64)> {
-    let route = network.route(fleet, source, target);
-    per_rate_on(fleet, resources, source, target, &route)
+    network.per_rate(fleet, resources, source, target)
 }
 
 /// Physical capacity of every resource now: declared capacity (domains) or link bandwidth

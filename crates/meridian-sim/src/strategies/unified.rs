@@ -91,18 +91,18 @@ impl Unified {
         };
         let mut peak: Vec<Vec<Vec<f64>>> = view.heat.to_vec();
         let steps = (f.horizon_s / f.step_s.max(1.0)).ceil().clamp(1.0, 1000.0) as usize;
+        let scaling = f.workload.heat_scaling();
         for k in 0..=steps {
             let t = (view.t_s + k as f64 * f.step_s).min(f.workload.duration_s());
+            let future = f.workload.at(t);
             for (g, group) in view.base.groups.iter().enumerate() {
                 let gid = meridian_model::GroupId(g as u32);
-                for (s, row) in peak[g].iter_mut().enumerate() {
-                    let state = meridian_model::StateId(s as u8);
-                    let future = f.workload.scaled_heat(view.base, gid, state, t);
-                    for (p, v) in row.iter_mut().zip(future) {
+                for (row, declared) in peak[g].iter_mut().zip(&group.heat) {
+                    let heat = future.scaled_heat(scaling, gid, declared);
+                    for (p, v) in row.iter_mut().zip(heat) {
                         *p = p.max(v);
                     }
                 }
-                let _ = group;
             }
         }
         peak
