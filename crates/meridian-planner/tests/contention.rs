@@ -81,11 +81,10 @@ fn copy_load_at(
         .sum()
 }
 
-#[test]
-fn two_products_sharing_a_spine_are_throttled_under_its_limit() {
-    let fleet = Fleet::from_yaml(FLEET, "shared-spine.yaml").expect("valid fleet");
+/// The database follower moves a2 -> b1 and the inference replica g1 -> g2: both cross `s1`.
+fn both_moves(fleet: &Fleet) -> (meridian_model::Placement, meridian_model::Placement) {
     let current = placement(
-        &fleet,
+        fleet,
         &[
             ("orders", "a1", "Leader"),
             ("orders", "a2", "Follower"),
@@ -93,13 +92,20 @@ fn two_products_sharing_a_spine_are_throttled_under_its_limit() {
         ],
     );
     let target = placement(
-        &fleet,
+        fleet,
         &[
             ("orders", "a1", "Leader"),
             ("orders", "b1", "Follower"),
             ("llm", "g2", "Active"),
         ],
     );
+    (current, target)
+}
+
+#[test]
+fn two_products_sharing_a_spine_are_throttled_under_its_limit() {
+    let fleet = Fleet::from_yaml(FLEET, "shared-spine.yaml").expect("valid fleet");
+    let (current, target) = both_moves(&fleet);
     let options = Options::default();
     let s1 = fleet.topology.domain_by_name("s1").expect("s1");
     let net = fleet.dims.get("net_mbps").expect("net_mbps").index();
@@ -179,22 +185,7 @@ fn two_products_sharing_a_spine_are_throttled_under_its_limit() {
 #[test]
 fn copies_in_flight_from_an_earlier_plan_keep_their_room_until_they_end() {
     let fleet = Fleet::from_yaml(FLEET, "shared-spine.yaml").expect("valid fleet");
-    let current = placement(
-        &fleet,
-        &[
-            ("orders", "a1", "Leader"),
-            ("orders", "a2", "Follower"),
-            ("llm", "g1", "Active"),
-        ],
-    );
-    let target = placement(
-        &fleet,
-        &[
-            ("orders", "a1", "Leader"),
-            ("orders", "b1", "Follower"),
-            ("llm", "g2", "Active"),
-        ],
-    );
+    let (current, target) = both_moves(&fleet);
     let s1 = fleet.topology.domain_by_name("s1").expect("s1");
     let net = fleet.dims.get("net_mbps").expect("net_mbps").index();
     let limit = fleet.limit_of(s1)[net];
