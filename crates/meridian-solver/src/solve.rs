@@ -35,6 +35,8 @@ pub struct Options {
     pub moves_max: usize,
     /// Domains to empty (drain): no replica may stay or land under them.
     pub drain: Vec<DomainId>,
+    /// Domains closed to new replicas (cordon): what runs there stays, nothing new lands.
+    pub cordon: Vec<DomainId>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             tolerance: 0.02,
             moves_max: 1_000_000,
             drain: Vec::new(),
+            cordon: Vec::new(),
         }
     }
 }
@@ -116,6 +119,10 @@ pub fn solve(fleet: &Fleet, current: &[Replica], options: &Options) -> Solution 
     if options.mode == Mode::Repair {
         stats.evicted = evict_invalid(&context, &mut state, &current_slots.slots);
         restore_leaders(&context, &mut state, &all_partitions(&context));
+    }
+    // Closed only now, so the replicas already there were kept above.
+    for &domain in &options.cordon {
+        state.close(domain);
     }
     let unplaced: Vec<usize> = (0..state.slots.len())
         .filter(|&s| state.slots[s].node().is_none())

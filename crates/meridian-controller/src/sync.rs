@@ -1,0 +1,197 @@
+//! An agent's sync: take its report, hand it its commands.
+
+use meridian_wire::{
+    Command, NotLeader, SyncRequest, SyncResponse, TransitionReport, TransitionStatus,
+};
+
+use crate::controller::{Controller, Inner};
+use crate::records::{CommandStatus, PlanRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this controller does not lead")]
+    NotLeader(NotLeader),
+    #[error("node `{0}` is not in the fleet")]
+    UnknownNode(String),
+}
+
+/// Parses `plan-<id>/step-<index>/<command>`.
+fn parse_id(id: &str) -> Option<(u64, usize, usize)> {
+    let rest = id.strip_prefix("plan-")?;
+    let (plan, rest) = rest.split_once("/step-")?;
+    let (step, command) = rest.split_once('/')?;
+    Some((plan.parse().ok()?, step.parse().ok()?, command.parse().ok()?))
+}
+
+impl Controller {
+    pub fn sync(&self, request: SyncRequest) -> Result<SyncResponse, SyncError> {
+        let now_ms = self.now_ms();
+        let mut inner = self.lock();
+        let Some(epoch) = inner
+            .leader
+            .as_ref()
+            .filter(|l| l.leadership.is_held())
+            .map(|l| l.epoch)
+        else {
+            let leader_api = inner.known_leader.as_ref().map(|l| l.api_url.clone());
+            return Err(SyncError::NotLeader(NotLeader { leader_api }));
+        };
+        let node = request.node.clone();
+        if let Some(spec) = &inner.spec {
+            if spec.fleet.topology.node_by_name(&node).is_none() {
+                return Err(SyncError::UnknownNode(node));
+            }
+        }
+        inner.detector.heartbeat(&node, now_ms);
+        let mut changed = record_node(&mut inner, &request, now_ms);
+        for report in &request.transitions {
+            changed |= record_transition(&mut inner, &node, report);
+        }
+        let commands = commands_for(&inner, &node, epoch);
+        self.metrics.commands_sent.inc_by(commands.len() as u64);
+        let state = inner.nodes.entry(node).or_default();
+        let acknowledged = std::mem::take(&mut state.acks_durable);
+        drop(inner);
+        if changed {
+            self.wake();
+        }
+        Ok(SyncResponse {
+            epoch,
+            leader: self.config.id.clone(),
+            commands,
+            acknowledged,
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+        })
+    }
+}
+
+/// Updates what the node runs; true if it changed.
+fn record_node(inner: &mut Inner, request: &SyncRequest, now_ms: u64) -> bool {
+    let mut restarted = None;
+    let state = inner.nodes.entry(request.node.clone()).or_default();
+    if let Some(registration) = &request.registration {
+        state.registration = Some(registration.clone());
+    }
+    if state.incarnation != request.incarnation {
+        if state.incarnation != 0 {
+            restarted = Some(request.incarnation);
+        }
+        state.incarnation = request.incarnation;
+        state.observed_dirty = true;
+    }
+    state.last_sync_ms = Some(now_ms);
+    let shape = |r: &[meridian_wire::ReplicaStatus]| -> Vec<(String, u32, String, meridian_wire::Health)> {
+        r.iter()
+            .map(|s| (s.replica.group.clone(), s.replica.partition, s.state.clone(), s.health))
+            .collect()
+    };
+    let changed = shape(&state.replicas) != shape(&request.replicas);
+    state.observed_dirty |= changed;
+    state.replicas = request.replicas.clone();
+    if let Some(incarnation) = restarted {
+        inner.event(format!("agent on `{}` restarted (incarnation {incarnation})", request.node));
+    }
+    changed
+}
+
+/// Applies one transition report to its plan; true if the plan changed.
+fn record_transition(inner: &mut Inner, node: &str, report: &TransitionReport) -> bool {
+    let final_report = !matches!(report.status, TransitionStatus::Running { .. });
+    let located = parse_id(&report.id.0).and_then(|(plan, step, command)| {
+        let entry = inner.plans.get_mut(&plan)?;
+        let record = entry.record.steps.get_mut(step)?.commands.get_mut(command)?;
+        (record.node == node).then_some((entry, step, command))
+    });
+    let Some((entry, step, command)) = located else {
+        // Not ours to record (an old plan long gone): acknowledge so the agent forgets it.
+        if final_report {
+            inner.nodes.entry(node.to_string()).or_default().acks_durable.push(report.id.clone());
+        }
+        return false;
+    };
+    let current = &mut entry.record.steps[step].commands[command].status;
+    let next = match &report.status {
+        TransitionStatus::Running { bytes_done } => match current {
+            CommandStatus::Sent { .. } | CommandStatus::Running { .. } => {
+                CommandStatus::Running { bytes_done: *bytes_done }
+            }
+            _ => current.clone(),
+        },
+        TransitionStatus::Done => CommandStatus::Done,
+        TransitionStatus::Failed { error } => CommandStatus::Failed { error: error.clone() },
+        TransitionStatus::Refused { reason } if reason.starts_with("stale epoch") => {
+            // Sent by a deposed leader and refused: this leader sends it again.
+            current.clone()
+        }
+        TransitionStatus::Refused { reason } => CommandStatus::Failed {
+            error: format!("refused: {reason}"),
+        },
+    };
+    let changed = *current != next && !matches!(current, CommandStatus::Done | CommandStatus::Failed { .. });
+    if changed {
+        *current = next;
+        entry.dirty = true;
+    }
+    if final_report {
+        // Acknowledged once the plan is persisted (the next persist round writes it, or
+        // wrote it already if this report is a repeat).
+        let state = inner.nodes.entry(node.to_string()).or_default();
+        state.acks_pending.push(report.id.clone());
+    }
+    changed
+}
+
+/// Every command for `node` that is sent and not finished, stamped with this leader's epoch.
+fn commands_for(inner: &Inner, node: &str, epoch: i64) -> Vec<Command> {
+    let mut out = Vec::new();
+    for entry in inner.plans.values() {
+        for (s, c) in crate::dispatch::in_flight(&entry.record) {
+            let record = &entry.record.steps[s].commands[c];
+            if record.node != node {
+                continue;
+            }
+            out.push(Command {
+                id: entry.record.transition_id(s as u32, c),
+                epoch,
+                replica: record.replica.clone(),
+                action: with_source_address(inner, &record.action),
+                product: record.product.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn with_source_address(inner: &Inner, action: &meridian_wire::Action) -> meridian_wire::Action {
+    let mut action = action.clone();
+    if let meridian_wire::Action::Replicate { source, .. } = &mut action {
+        source.address = inner
+            .nodes
+            .get(&source.node)
+            .and_then(|n| n.registration.as_ref())
+            .and_then(|r| r.data_address.clone());
+    }
+    action
+}
+
+/// For tests and the API: a plan's command by transition id.
+pub fn find_command<'p>(
+    plan: &'p PlanRecord,
+    id: &str,
+) -> Option<&'p crate::records::CommandRecord> {
+    let (plan_id, step, command) = parse_id(id)?;
+    (plan_id == plan.id).then_some(())?;
+    plan.steps.get(step)?.commands.get(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_id;
+
+    #[test]
+    fn transition_ids_parse_back() {
+        assert_eq!(parse_id("plan-12/step-3/1"), Some((12, 3, 1)));
+        assert_eq!(parse_id("plan-x/step-3/1"), None);
+        assert_eq!(parse_id("bogus"), None);
+    }
+}
