@@ -15,6 +15,7 @@ pub mod detector;
 pub mod dispatch;
 pub mod leader;
 pub mod metrics;
+pub mod ops;
 pub mod persist;
 pub mod planning;
 pub mod reconcile;
