@@ -56,6 +56,9 @@ pub(crate) struct LeaderState {
     pub settle_until_ms: u64,
     pub next_plan_id: u64,
     pub last_plan_ms: Option<u64>,
+    /// Plans and marks are loaded from the store: only then may agents' reports be matched
+    /// against plans (a report matched against nothing would be acknowledged and lost).
+    pub loaded: bool,
     /// The world the last decision was made for; no new decision while it is unchanged.
     pub decided_for: Option<u64>,
 }
@@ -175,7 +178,7 @@ impl Controller {
     pub fn leading_epoch(&self) -> Option<Epoch> {
         let inner = self.lock();
         let leader = inner.leader.as_ref()?;
-        leader.leadership.is_held().then_some(leader.epoch)
+        (leader.loaded && leader.leadership.is_held()).then_some(leader.epoch)
     }
 
     pub fn known_leader(&self) -> Option<LeaderView> {
@@ -191,7 +194,11 @@ impl Controller {
     }
 
     pub fn plans(&self) -> Vec<PlanRecord> {
-        self.lock().plans.values().map(|p| p.record.clone()).collect()
+        self.lock()
+            .plans
+            .values()
+            .map(|p| p.record.clone())
+            .collect()
     }
 
     pub fn plan(&self, id: u64) -> Option<PlanRecord> {

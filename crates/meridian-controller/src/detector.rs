@@ -103,7 +103,9 @@ impl Detector {
                 if history.intervals.len() == window_max {
                     history.intervals.pop_front();
                 }
-                history.intervals.push_back(now_ms.saturating_sub(last) as f64);
+                history
+                    .intervals
+                    .push_back(now_ms.saturating_sub(last) as f64);
             }
         }
         history.last_ms = Some(now_ms);
@@ -126,11 +128,19 @@ impl Detector {
     fn distribution(&self, history: &NodeHistory) -> (f64, f64) {
         let o = &self.options;
         if history.intervals.is_empty() {
-            return (o.first_interval_ms, o.std_dev_min_ms.max(o.first_interval_ms / 4.0));
+            return (
+                o.first_interval_ms,
+                o.std_dev_min_ms.max(o.first_interval_ms / 4.0),
+            );
         }
         let n = history.intervals.len() as f64;
         let mean = history.intervals.iter().sum::<f64>() / n;
-        let variance = history.intervals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        let variance = history
+            .intervals
+            .iter()
+            .map(|x| (x - mean).powi(2))
+            .sum::<f64>()
+            / n;
         (mean, variance.sqrt().max(o.std_dev_min_ms))
     }
 
@@ -234,6 +244,7 @@ mod tests {
         DetectorOptions {
             acceptable_pause_ms: 0.0,
             std_dev_min_ms: 50.0,
+            first_interval_ms: 200.0,
             rejoin_ms: 2_000,
             flaps_max: 3,
             flap_window_ms: 60_000,
@@ -290,6 +301,6 @@ mod tests {
         let mut d = Detector::new(options());
         assert!(d.phi("ghost", 0).is_infinite());
         d.grace("n2", 1_000);
-        assert_eq!(d.evaluate(1_500)["n2"], Liveness::Alive);
+        assert_eq!(d.evaluate(1_100)["n2"], Liveness::Alive);
     }
 }

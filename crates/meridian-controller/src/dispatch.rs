@@ -54,7 +54,8 @@ fn next_in_step(plan: &PlanRecord, step: usize) -> Option<usize> {
     let first_pending = commands
         .iter()
         .position(|c| c.status == CommandStatus::Pending)?;
-    let previous_done = first_pending == 0 || commands[first_pending - 1].status == CommandStatus::Done;
+    let previous_done =
+        first_pending == 0 || commands[first_pending - 1].status == CommandStatus::Done;
     previous_done.then_some(first_pending)
 }
 
@@ -64,7 +65,12 @@ pub fn in_flight(plan: &PlanRecord) -> impl Iterator<Item = CommandRef> + '_ {
         step.commands
             .iter()
             .enumerate()
-            .filter(|(_, c)| matches!(c.status, CommandStatus::Sent { .. } | CommandStatus::Running { .. }))
+            .filter(|(_, c)| {
+                matches!(
+                    c.status,
+                    CommandStatus::Sent { .. } | CommandStatus::Running { .. }
+                )
+            })
             .map(move |(c, _)| (s, c))
     })
 }
@@ -121,11 +127,19 @@ mod tests {
     #[test]
     fn overlapping_steps_start_together_and_later_ones_wait_for_what_they_follow() {
         // Two copies scheduled side by side, then a drop scheduled after the first ends.
-        let mut p = plan(vec![step(0, 0.0, 10.0, 1), step(1, 0.0, 20.0, 1), step(2, 10.0, 10.0, 1)]);
+        let mut p = plan(vec![
+            step(0, 0.0, 10.0, 1),
+            step(1, 0.0, 20.0, 1),
+            step(2, 10.0, 10.0, 1),
+        ]);
         assert_eq!(ready(&p), vec![(0, 0), (1, 0)]);
         set(&mut p, (0, 0), CommandStatus::Sent { epoch: 1 });
         set(&mut p, (1, 0), CommandStatus::Sent { epoch: 1 });
-        assert_eq!(ready(&p), vec![], "the drop waits for the copy that ends before it");
+        assert_eq!(
+            ready(&p),
+            vec![],
+            "the drop waits for the copy that ends before it"
+        );
         set(&mut p, (0, 0), CommandStatus::Done);
         assert_eq!(ready(&p), vec![(2, 0)], "step 1 (ends at 20) may still run");
     }
@@ -164,8 +178,18 @@ mod tests {
 
     #[test]
     fn a_failed_step_stops_the_plan() {
-        let mut p = plan(vec![step(0, 0.0, 1.0, 1), step(1, 0.0, 5.0, 1), step(2, 2.0, 2.0, 1)]);
-        set(&mut p, (0, 0), CommandStatus::Failed { error: "disk".into() });
+        let mut p = plan(vec![
+            step(0, 0.0, 1.0, 1),
+            step(1, 0.0, 5.0, 1),
+            step(2, 2.0, 2.0, 1),
+        ]);
+        set(
+            &mut p,
+            (0, 0),
+            CommandStatus::Failed {
+                error: "disk".into(),
+            },
+        );
         assert_eq!(ready(&p), vec![]);
         assert_eq!(in_flight(&p).count(), 0);
     }

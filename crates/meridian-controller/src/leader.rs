@@ -88,6 +88,7 @@ impl Controller {
                 settle_until_ms: now_ms + self.config.settle.as_millis() as u64,
                 next_plan_id: 1,
                 last_plan_ms: None,
+                loaded: false,
                 decided_for: None,
             });
             inner.known_leader = Some(LeaderView {
@@ -102,6 +103,9 @@ impl Controller {
         self.metrics.leader_changes.inc();
         if let Err(e) = self.load().await {
             return e;
+        }
+        if let Some(leader) = self.lock().leader.as_mut() {
+            leader.loaded = true;
         }
         let lost = leadership.lost();
         tokio::pin!(lost);

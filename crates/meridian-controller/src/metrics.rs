@@ -63,13 +63,21 @@ impl Metrics {
             "Time to solve and plan after the world changed",
             metrics.decision_seconds.clone(),
         );
-        registry.register("is_leader", "1 if this controller leads", metrics.is_leader.clone());
+        registry.register(
+            "is_leader",
+            "1 if this controller leads",
+            metrics.is_leader.clone(),
+        );
         registry.register(
             "leader_changes",
             "Times this controller became or stopped being leader",
             metrics.leader_changes.clone(),
         );
-        registry.register("epoch", "The fencing epoch this controller leads with", metrics.epoch.clone());
+        registry.register(
+            "epoch",
+            "The fencing epoch this controller leads with",
+            metrics.epoch.clone(),
+        );
         registry.register("plans_created", "Plans made", metrics.plans_created.clone());
         registry.register(
             "plan_steps",
@@ -81,14 +89,21 @@ impl Metrics {
             "Data copies sent to agents and not finished",
             metrics.moves_in_flight.clone(),
         );
-        registry.register("commands_sent", "Commands handed to agents (repeats included)", metrics.commands_sent.clone());
+        registry.register(
+            "commands_sent",
+            "Commands handed to agents (repeats included)",
+            metrics.commands_sent.clone(),
+        );
         registry.register("nodes", "Nodes by liveness", metrics.nodes.clone());
         registry.register(
             "domain_utilization",
             "Steady heat placed under a domain over its limit (capacity after headroom), per dimension",
             metrics.utilization.clone(),
         );
-        Metrics { registry, ..metrics }
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     pub fn render(&self) -> String {

@@ -101,7 +101,7 @@ impl Controller {
     fn require_leader(&self) -> Result<meridian_store::Fence, OpError> {
         let inner = self.lock();
         match inner.leader.as_ref() {
-            Some(l) if l.leadership.is_held() => Ok(l.leadership.fence()),
+            Some(l) if l.loaded && l.leadership.is_held() => Ok(l.leadership.fence()),
             _ => Err(OpError::NotLeader(inner.known_leader.clone())),
         }
     }
@@ -132,21 +132,25 @@ impl Controller {
         })?;
         let txn = Txn::fenced(fence).put(self.config.keys.spec(), yaml.as_bytes().to_vec());
         let revision = self.commit(txn).await?;
-        self.reload_spec()
-            .await
-            .map_err(|e| OpError::Store(e.0))?;
+        self.reload_spec().await.map_err(|e| OpError::Store(e.0))?;
         self.wake();
         Ok(revision)
     }
 
     /// Seeds the spec if the store has none (a controller started with `--fleet`).
-    pub async fn seed_spec(store: &dyn meridian_store::Store, key: &str, yaml: &str) -> Result<bool, OpError> {
+    pub async fn seed_spec(
+        store: &dyn meridian_store::Store,
+        key: &str,
+        yaml: &str,
+    ) -> Result<bool, OpError> {
         Fleet::from_yaml(yaml, "--fleet").map_err(|problems| OpError::Invalid {
             message: problems.to_string(),
             problems: problems.0,
         })?;
         let txn = Txn::default()
-            .compare(Compare::Absent { key: key.to_string() })
+            .compare(Compare::Absent {
+                key: key.to_string(),
+            })
             .put(key, yaml.as_bytes().to_vec());
         match store.commit(txn).await {
             Ok(Commit::Applied { .. }) => Ok(true),
@@ -193,7 +197,10 @@ impl Controller {
                 }
                 let key = self.config.keys.node_admin(&node_name);
                 txn = txn.compare(match revision {
-                    Some(revision) => Compare::ModRevision { key: key.clone(), revision },
+                    Some(revision) => Compare::ModRevision {
+                        key: key.clone(),
+                        revision,
+                    },
                     None => Compare::Absent { key: key.clone() },
                 });
                 let value = serde_json::to_vec(&next).map_err(|e| invalid(e.to_string()))?;
@@ -204,7 +211,9 @@ impl Controller {
         let revision = self.commit(txn).await?;
         let mut inner = self.lock();
         for (node, admin) in &updated {
-            inner.admin.insert(node.clone(), (admin.clone(), Some(revision)));
+            inner
+                .admin
+                .insert(node.clone(), (admin.clone(), Some(revision)));
         }
         inner.event(format!("{change:?} {name} ({} nodes)", updated.len()));
         drop(inner);
@@ -243,13 +252,18 @@ impl Controller {
         next.status = to;
         let key = self.config.keys.plan(id);
         let compare = match revision {
-            Some(revision) => Compare::ModRevision { key: key.clone(), revision },
+            Some(revision) => Compare::ModRevision {
+                key: key.clone(),
+                revision,
+            },
             None => Compare::Absent { key: key.clone() },
         };
         let value = serde_json::to_vec(&next).map_err(|e| invalid(e.to_string()))?;
         // Serialized with the persist rounds, so the compare sees the latest write.
         let _one_at_a_time = self.persisting.lock().await;
-        let new_revision = self.commit(Txn::fenced(fence).compare(compare).put(key, value)).await?;
+        let new_revision = self
+            .commit(Txn::fenced(fence).compare(compare).put(key, value))
+            .await?;
         let mut inner = self.lock();
         if let Some(entry) = inner.plans.get_mut(&id) {
             // Anything recorded since the read (agents' reports) is kept; only the status is
@@ -331,7 +345,12 @@ impl Controller {
     fn world_for(
         &self,
         fleet: &Fleet,
-    ) -> (Vec<(String, Vec<ReplicaStatus>)>, Vec<NodeId>, Vec<NodeId>, Vec<NodeId>) {
+    ) -> (
+        Vec<(String, Vec<ReplicaStatus>)>,
+        Vec<NodeId>,
+        Vec<NodeId>,
+        Vec<NodeId>,
+    ) {
         let inner = self.lock();
         let mut observed = Vec::new();
         let mut down = Vec::new();
@@ -366,21 +385,31 @@ impl Controller {
     ) -> Result<meridian_solver::Explanation, OpError> {
         let fleet = self.fleet()?;
         let (placement, _) = self.observed_placement(&fleet);
-        meridian_solver::explain(&fleet, &placement, group, partition, replica).map_err(OpError::NotFound)
+        meridian_solver::explain(&fleet, &placement, group, partition, replica)
+            .map_err(OpError::NotFound)
     }
 
     /// The placement agents report (live nodes only), and replicas it has no slot for.
     pub fn observed_placement(
         &self,
         fleet: &Fleet,
-    ) -> (meridian_model::Placement, Vec<meridian_model::placement::Replica>) {
+    ) -> (
+        meridian_model::Placement,
+        Vec<meridian_model::placement::Replica>,
+    ) {
         let (observed, _, _, _) = self.world_for(fleet);
         let mut replicas = Vec::new();
         for (name, statuses) in &observed {
-            let Some(node) = fleet.topology.node_by_name(name) else { continue };
+            let Some(node) = fleet.topology.node_by_name(name) else {
+                continue;
+            };
             for s in statuses {
-                let Some(group) = fleet.group_by_name(&s.replica.group) else { continue };
-                let Some(state) = fleet.product_of(group).state(&s.state) else { continue };
+                let Some(group) = fleet.group_by_name(&s.replica.group) else {
+                    continue;
+                };
+                let Some(state) = fleet.product_of(group).state(&s.state) else {
+                    continue;
+                };
                 if s.replica.partition < fleet.group(group).partitions {
                     replicas.push(meridian_model::placement::Replica {
                         group,
@@ -399,7 +428,12 @@ impl Controller {
         let inner = self.lock();
         let mut names: Vec<String> = inner.nodes.keys().cloned().collect();
         if let Some(spec) = &inner.spec {
-            names.extend(spec.fleet.topology.node_ids().map(|n| spec.fleet.topology.node_name(n).to_string()));
+            names.extend(
+                spec.fleet
+                    .topology
+                    .node_ids()
+                    .map(|n| spec.fleet.topology.node_name(n).to_string()),
+            );
         }
         names.sort();
         names.dedup();
@@ -410,7 +444,11 @@ impl Controller {
                 NodeView {
                     liveness: inner.liveness_of(&name),
                     phi: inner.detector.phi(&name, now_ms),
-                    admin: inner.admin.get(&name).map(|(a, _)| a.clone()).unwrap_or_default(),
+                    admin: inner
+                        .admin
+                        .get(&name)
+                        .map(|(a, _)| a.clone())
+                        .unwrap_or_default(),
                     registration: state.registration,
                     incarnation: state.incarnation,
                     replicas: state.replicas,
@@ -424,17 +462,25 @@ impl Controller {
     pub fn status(&self) -> Status {
         let now_ms = self.now_ms();
         let inner = self.lock();
-        let leading = inner.leader.as_ref().is_some_and(|l| l.leadership.is_held());
+        let leading = inner
+            .leader
+            .as_ref()
+            .is_some_and(|l| l.leadership.is_held());
         let mut nodes = BTreeMap::new();
         for liveness in inner.liveness.values() {
-            *nodes.entry(format!("{liveness:?}").to_lowercase()).or_insert(0) += 1;
+            *nodes
+                .entry(format!("{liveness:?}").to_lowercase())
+                .or_insert(0) += 1;
         }
         Status {
             id: self.config.id.clone(),
             leading,
             epoch: inner.leader.as_ref().map(|l| l.epoch),
             leader: inner.known_leader.clone(),
-            leading_for_ms: inner.leader.as_ref().map(|l| now_ms.saturating_sub(l.since_ms)),
+            leading_for_ms: inner
+                .leader
+                .as_ref()
+                .map(|l| now_ms.saturating_sub(l.since_ms)),
             spec_revision: inner.spec.as_ref().map(|s| s.revision),
             nodes,
             plans_active: inner

@@ -12,8 +12,16 @@ use crate::records::{NodeAdmin, ObservedRecord, PlanRecord};
 
 /// One write the leader owes the store.
 enum Write {
-    Plan { id: u64, record: PlanRecord, revision: Option<i64> },
-    Observed { node: String, record: ObservedRecord, revision: Option<i64> },
+    Plan {
+        id: u64,
+        record: PlanRecord,
+        revision: Option<i64>,
+    },
+    Observed {
+        node: String,
+        record: ObservedRecord,
+        revision: Option<i64>,
+    },
 }
 
 impl Controller {
@@ -61,7 +69,12 @@ impl Controller {
         }
         let mut inner = self.lock();
         for (node, ids) in acks {
-            inner.nodes.entry(node).or_default().acks_durable.extend(ids);
+            inner
+                .nodes
+                .entry(node)
+                .or_default()
+                .acks_durable
+                .extend(ids);
         }
         Ok(())
     }
@@ -69,16 +82,27 @@ impl Controller {
     async fn write(&self, fence: &meridian_store::Fence, write: Write) -> Result<(), StepDown> {
         let keys = &self.config.keys;
         let (key, value, revision) = match &write {
-            Write::Plan { id, record, revision } => (keys.plan(*id), to_json(record)?, *revision),
-            Write::Observed { node, record, revision } => {
-                (keys.observed(node), to_json(record)?, *revision)
-            }
+            Write::Plan {
+                id,
+                record,
+                revision,
+            } => (keys.plan(*id), to_json(record)?, *revision),
+            Write::Observed {
+                node,
+                record,
+                revision,
+            } => (keys.observed(node), to_json(record)?, *revision),
         };
         let compare = match revision {
-            Some(revision) => Compare::ModRevision { key: key.clone(), revision },
+            Some(revision) => Compare::ModRevision {
+                key: key.clone(),
+                revision,
+            },
             None => Compare::Absent { key: key.clone() },
         };
-        let txn = Txn::fenced(fence.clone()).compare(compare).put(key.clone(), value);
+        let txn = Txn::fenced(fence.clone())
+            .compare(compare)
+            .put(key.clone(), value);
         let outcome = self
             .store
             .commit(txn)
@@ -113,7 +137,11 @@ impl Controller {
         let spec = spec.map(|entry| parse_spec(&entry)).transpose()?;
         let plans = self.store.list(&keys.plans()).await.map_err(store_error)?;
         let nodes = self.store.list(&keys.nodes()).await.map_err(store_error)?;
-        let observed = self.store.list(&keys.observed_all()).await.map_err(store_error)?;
+        let observed = self
+            .store
+            .list(&keys.observed_all())
+            .await
+            .map_err(store_error)?;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.spec = spec;
@@ -154,7 +182,9 @@ impl Controller {
                 continue;
             };
             let admin: NodeAdmin = from_json(entry)?;
-            inner.admin.insert(node.to_string(), (admin, Some(entry.mod_revision)));
+            inner
+                .admin
+                .insert(node.to_string(), (admin, Some(entry.mod_revision)));
         }
         for entry in &observed.entries {
             let record: ObservedRecord = from_json(entry)?;
@@ -188,7 +218,8 @@ impl Controller {
         let mut inner = self.lock();
         match spec {
             Ok(spec) => {
-                let changed = inner.spec.as_ref().map(|s| s.revision) != spec.as_ref().map(|s| s.revision);
+                let changed =
+                    inner.spec.as_ref().map(|s| s.revision) != spec.as_ref().map(|s| s.revision);
                 if changed {
                     if let Some(s) = &spec {
                         inner.event(format!("fleet spec revision {} loaded", s.revision));

@@ -53,7 +53,10 @@ pub fn propose(inputs: &Inputs) -> Proposal {
     let (current, surplus) = meridian_solver::current::to_slots(fleet, &replicas);
     orphans.extend(surplus.iter().filter_map(|r| surplus_orphan(inputs, r)));
     let node_domains = |nodes: &[NodeId]| -> Vec<DomainId> {
-        nodes.iter().map(|&n| fleet.topology.node_domain(n)).collect()
+        nodes
+            .iter()
+            .map(|&n| fleet.topology.node_domain(n))
+            .collect()
     };
     let mut drain = node_domains(&inputs.down);
     drain.extend(node_domains(&inputs.draining));
@@ -111,7 +114,10 @@ fn resolve(inputs: &Inputs) -> (Vec<Replica>, Vec<Orphan>) {
                 why,
             };
             let Some(group) = fleet.group_by_name(&status.replica.group) else {
-                orphans.push(orphan(format!("group `{}` is not in the fleet", status.replica.group)));
+                orphans.push(orphan(format!(
+                    "group `{}` is not in the fleet",
+                    status.replica.group
+                )));
                 continue;
             };
             if status.replica.partition >= fleet.group(group).partitions {
@@ -123,7 +129,10 @@ fn resolve(inputs: &Inputs) -> (Vec<Replica>, Vec<Orphan>) {
                 continue;
             }
             let Some(state) = fleet.product_of(group).state(&status.state) else {
-                orphans.push(orphan(format!("state `{}` is not in its product's model", status.state)));
+                orphans.push(orphan(format!(
+                    "state `{}` is not in its product's model",
+                    status.state
+                )));
                 continue;
             };
             replicas.push(Replica {

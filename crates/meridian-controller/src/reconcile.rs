@@ -94,7 +94,10 @@ impl Controller {
                 None
             };
             if let Some(next) = next {
-                events.push(format!("plan {}: {:?} -> {next:?}", record.id, record.status));
+                events.push(format!(
+                    "plan {}: {:?} -> {next:?}",
+                    record.id, record.status
+                ));
                 record.status = next;
                 entry.dirty = true;
             }
@@ -146,8 +149,11 @@ impl Controller {
         let seed = self.config.seed;
         let spec = inputs.spec.clone();
         let observed = inputs.observed.clone();
-        let (down, cordoned, draining) =
-            (inputs.down.clone(), inputs.cordoned.clone(), inputs.draining.clone());
+        let (down, cordoned, draining) = (
+            inputs.down.clone(),
+            inputs.cordoned.clone(),
+            inputs.draining.clone(),
+        );
         // The solver and planner are CPU work: keep them off the async workers.
         let proposal = tokio::task::spawn_blocking(move || {
             propose(&Inputs {
@@ -173,7 +179,9 @@ impl Controller {
         };
         let now_ms = self.now_ms();
         let mut inner = self.lock();
-        let Some(leader) = inner.leader.as_mut() else { return };
+        let Some(leader) = inner.leader.as_mut() else {
+            return;
+        };
         leader.decided_for = Some(inputs.world);
         if proposal.is_empty() {
             if !proposal.unplaced.is_empty() {
@@ -240,7 +248,8 @@ impl Controller {
         let mut steps: BTreeMap<&str, i64> = BTreeMap::new();
         let mut moves = 0;
         for entry in inner.plans.values() {
-            if entry.record.status.is_final() && dispatch::in_flight(&entry.record).next().is_none() {
+            if entry.record.status.is_final() && dispatch::in_flight(&entry.record).next().is_none()
+            {
                 continue;
             }
             for step in &entry.record.steps {
@@ -276,7 +285,9 @@ impl Controller {
         self.metrics.moves_in_flight.set(moves);
         let mut by_liveness: BTreeMap<String, i64> = BTreeMap::new();
         for liveness in inner.liveness.values() {
-            *by_liveness.entry(format!("{liveness:?}").to_lowercase()).or_default() += 1;
+            *by_liveness
+                .entry(format!("{liveness:?}").to_lowercase())
+                .or_default() += 1;
         }
         for status in ["alive", "dead", "rejoining", "quarantined"] {
             let labels = crate::metrics::StatusLabels {
@@ -299,7 +310,10 @@ fn fail_commands_on(inner: &mut Inner, node: &str) {
         for step in &mut entry.record.steps {
             for command in &mut step.commands {
                 let pending_here = command.node == node
-                    && !matches!(command.status, CommandStatus::Done | CommandStatus::Failed { .. });
+                    && !matches!(
+                        command.status,
+                        CommandStatus::Done | CommandStatus::Failed { .. }
+                    );
                 if pending_here && command.status != CommandStatus::Pending {
                     command.status = CommandStatus::Failed {
                         error: format!("node `{node}` was declared dead"),
@@ -311,7 +325,12 @@ fn fail_commands_on(inner: &mut Inner, node: &str) {
             }
         }
         let status = entry.record.status;
-        if hit && matches!(status, PlanStatus::Running | PlanStatus::Paused | PlanStatus::Proposed) {
+        if hit
+            && matches!(
+                status,
+                PlanStatus::Running | PlanStatus::Paused | PlanStatus::Proposed
+            )
+        {
             entry.record.status = PlanStatus::Superseded;
             events.push(format!(
                 "plan {} superseded: node `{node}` died under it",
@@ -393,7 +412,11 @@ fn reason(
 ) -> String {
     let topology = &spec.fleet.topology;
     let names = |nodes: &[NodeId]| -> String {
-        let list: Vec<&str> = nodes.iter().take(5).map(|&n| topology.node_name(n)).collect();
+        let list: Vec<&str> = nodes
+            .iter()
+            .take(5)
+            .map(|&n| topology.node_name(n))
+            .collect();
         let more = nodes.len().saturating_sub(5);
         if more > 0 {
             format!("{} and {more} more", list.join(", "))

@@ -64,10 +64,16 @@ impl PlanStatus {
 pub enum CommandStatus {
     Pending,
     /// Sent to the agent (at least once) by the leader of `epoch`.
-    Sent { epoch: Epoch },
-    Running { bytes_done: u64 },
+    Sent {
+        epoch: Epoch,
+    },
+    Running {
+        bytes_done: u64,
+    },
     Done,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// One command of a step, for one node.

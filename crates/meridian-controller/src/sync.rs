@@ -20,7 +20,11 @@ fn parse_id(id: &str) -> Option<(u64, usize, usize)> {
     let rest = id.strip_prefix("plan-")?;
     let (plan, rest) = rest.split_once("/step-")?;
     let (step, command) = rest.split_once('/')?;
-    Some((plan.parse().ok()?, step.parse().ok()?, command.parse().ok()?))
+    Some((
+        plan.parse().ok()?,
+        step.parse().ok()?,
+        command.parse().ok()?,
+    ))
 }
 
 impl Controller {
@@ -30,7 +34,7 @@ impl Controller {
         let Some(epoch) = inner
             .leader
             .as_ref()
-            .filter(|l| l.leadership.is_held())
+            .filter(|l| l.loaded && l.leadership.is_held())
             .map(|l| l.epoch)
         else {
             let leader_api = inner.known_leader.as_ref().map(|l| l.api_url.clone());
@@ -80,16 +84,27 @@ fn record_node(inner: &mut Inner, request: &SyncRequest, now_ms: u64) -> bool {
         state.observed_dirty = true;
     }
     state.last_sync_ms = Some(now_ms);
-    let shape = |r: &[meridian_wire::ReplicaStatus]| -> Vec<(String, u32, String, meridian_wire::Health)> {
-        r.iter()
-            .map(|s| (s.replica.group.clone(), s.replica.partition, s.state.clone(), s.health))
-            .collect()
-    };
+    let shape =
+        |r: &[meridian_wire::ReplicaStatus]| -> Vec<(String, u32, String, meridian_wire::Health)> {
+            r.iter()
+                .map(|s| {
+                    (
+                        s.replica.group.clone(),
+                        s.replica.partition,
+                        s.state.clone(),
+                        s.health,
+                    )
+                })
+                .collect()
+        };
     let changed = shape(&state.replicas) != shape(&request.replicas);
     state.observed_dirty |= changed;
     state.replicas = request.replicas.clone();
     if let Some(incarnation) = restarted {
-        inner.event(format!("agent on `{}` restarted (incarnation {incarnation})", request.node));
+        inner.event(format!(
+            "agent on `{}` restarted (incarnation {incarnation})",
+            request.node
+        ));
     }
     changed
 }
@@ -99,26 +114,38 @@ fn record_transition(inner: &mut Inner, node: &str, report: &TransitionReport) -
     let final_report = !matches!(report.status, TransitionStatus::Running { .. });
     let located = parse_id(&report.id.0).and_then(|(plan, step, command)| {
         let entry = inner.plans.get_mut(&plan)?;
-        let record = entry.record.steps.get_mut(step)?.commands.get_mut(command)?;
+        let record = entry
+            .record
+            .steps
+            .get_mut(step)?
+            .commands
+            .get_mut(command)?;
         (record.node == node).then_some((entry, step, command))
     });
     let Some((entry, step, command)) = located else {
         // Not ours to record (an old plan long gone): acknowledge so the agent forgets it.
         if final_report {
-            inner.nodes.entry(node.to_string()).or_default().acks_durable.push(report.id.clone());
+            inner
+                .nodes
+                .entry(node.to_string())
+                .or_default()
+                .acks_durable
+                .push(report.id.clone());
         }
         return false;
     };
     let current = &mut entry.record.steps[step].commands[command].status;
     let next = match &report.status {
         TransitionStatus::Running { bytes_done } => match current {
-            CommandStatus::Sent { .. } | CommandStatus::Running { .. } => {
-                CommandStatus::Running { bytes_done: *bytes_done }
-            }
+            CommandStatus::Sent { .. } | CommandStatus::Running { .. } => CommandStatus::Running {
+                bytes_done: *bytes_done,
+            },
             _ => current.clone(),
         },
         TransitionStatus::Done => CommandStatus::Done,
-        TransitionStatus::Failed { error } => CommandStatus::Failed { error: error.clone() },
+        TransitionStatus::Failed { error } => CommandStatus::Failed {
+            error: error.clone(),
+        },
         TransitionStatus::Refused { reason } if reason.starts_with("stale epoch") => {
             // Sent by a deposed leader and refused: this leader sends it again.
             current.clone()
@@ -127,7 +154,8 @@ fn record_transition(inner: &mut Inner, node: &str, report: &TransitionReport) -
             error: format!("refused: {reason}"),
         },
     };
-    let changed = *current != next && !matches!(current, CommandStatus::Done | CommandStatus::Failed { .. });
+    let changed =
+        *current != next && !matches!(current, CommandStatus::Done | CommandStatus::Failed { .. });
     if changed {
         *current = next;
         entry.dirty = true;

@@ -24,7 +24,12 @@ pub fn steps(fleet: &Fleet, plan: &Plan) -> Vec<StepRecord> {
         .collect()
 }
 
-fn commands(fleet: &Fleet, group: GroupId, partition: u32, action: &PlanAction) -> Vec<CommandRecord> {
+fn commands(
+    fleet: &Fleet,
+    group: GroupId,
+    partition: u32,
+    action: &PlanAction,
+) -> Vec<CommandRecord> {
     let model = fleet.product_of(group);
     let state = |s: StateId| model.state_name(s).to_string();
     let leader = model.leader;
@@ -58,7 +63,9 @@ fn commands(fleet: &Fleet, group: GroupId, partition: u32, action: &PlanAction) 
                 rate_mbps: *rate,
             },
         )],
-        PlanAction::Start { node, state: s } => vec![command(*node, Action::Start { state: state(*s) })],
+        PlanAction::Start { node, state: s } => {
+            vec![command(*node, Action::Start { state: state(*s) })]
+        }
         PlanAction::Transition { node, from, to } => {
             let promotes = Some(*to) == leader;
             let (from, to) = (state(*from), state(*to));
@@ -93,6 +100,8 @@ fn commands(fleet: &Fleet, group: GroupId, partition: u32, action: &PlanAction) 
                 ),
             ]
         }
-        PlanAction::Drop { node, from } => vec![command(*node, Action::Stop { from: state(*from) })],
+        PlanAction::Drop { node, from } => {
+            vec![command(*node, Action::Stop { from: state(*from) })]
+        }
     }
 }

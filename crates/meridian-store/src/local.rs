@@ -107,10 +107,14 @@ pub(crate) async fn campaign<S: Store + 'static>(
                 }))
             }
             Commit::Conflict | Commit::Fenced => {
-                let seen = store.list(election).await?.revision;
-                store
-                    .wait_change(election, seen, Duration::from_secs(3600))
-                    .await?;
+                // Read before waiting: if the key went away since the commit, try again at
+                // once rather than wait for a change that already happened.
+                let listing = store.list(election).await?;
+                if listing.entries.iter().any(|e| e.key == election) {
+                    store
+                        .wait_change(election, listing.revision, Duration::from_secs(3600))
+                        .await?;
+                }
             }
         }
     }
