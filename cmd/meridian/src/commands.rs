@@ -168,6 +168,7 @@ pub fn solve(args: SolveArgs) -> Result<ExitCode> {
         tolerance: args.tolerance,
         moves_max: args.moves_max,
         drain,
+        cordon: Vec::new(),
     };
     let mut solution = meridian_solver::solve(&fleet, &current, &options);
     solution.notes.splice(0..0, notes);

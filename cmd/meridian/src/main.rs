@@ -34,6 +34,7 @@ fn stdout_failed(error: std::io::Error) -> ! {
 }
 
 mod bench;
+mod bench_control;
 mod bench_plan;
 mod commands;
 mod demo;
@@ -77,6 +78,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
     Bench(bench::BenchArgs),
+    /// Measure the control plane's reaction to a node failure at fleet sizes (markdown).
+    BenchControl(bench_control::BenchControlArgs),
     /// One size of `bench`, run in a child process (prints JSON).
     #[command(hide = true)]
     BenchOne(bench::BenchOneArgs),
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchOne(args) => bench::run_one(args),
+        Command::BenchControl(args) => bench_control::run(args),
     };
     match result {
         Ok(code) => code,

@@ -112,6 +112,7 @@ mod tests {
             created_epoch: 1,
             created_unix_ms: 0,
             spec_revision: 1,
+            decision_ms: 0,
             makespan_s: 0.0,
             bytes: 0.0,
             blocked: vec![],

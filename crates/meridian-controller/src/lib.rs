@@ -20,6 +20,7 @@ pub mod persist;
 pub mod planning;
 pub mod reconcile;
 pub mod records;
+pub mod sim_agent;
 pub mod sync;
 pub mod translate;
 

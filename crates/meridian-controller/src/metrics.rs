@@ -27,6 +27,7 @@ pub struct Metrics {
     pub leader_changes: Counter,
     pub epoch: Gauge,
     pub plans_created: Counter,
+    pub decisions: Counter,
     pub plan_steps: Family<StatusLabels, Gauge>,
     pub moves_in_flight: Gauge,
     pub commands_sent: Counter,
@@ -46,6 +47,7 @@ impl Metrics {
             leader_changes: Counter::default(),
             epoch: Gauge::default(),
             plans_created: Counter::default(),
+            decisions: Counter::default(),
             plan_steps: Family::default(),
             moves_in_flight: Gauge::default(),
             commands_sent: Counter::default(),
@@ -79,6 +81,11 @@ impl Metrics {
             metrics.epoch.clone(),
         );
         registry.register("plans_created", "Plans made", metrics.plans_created.clone());
+        registry.register(
+            "decisions",
+            "Times the leader solved and planned after the world changed",
+            metrics.decisions.clone(),
+        );
         registry.register(
             "plan_steps",
             "Steps of unfinished plans by status (pending, running, done, failed)",

@@ -327,6 +327,7 @@ impl Controller {
             created_epoch: self.leading_epoch().unwrap_or(0),
             created_unix_ms: crate::controller::unix_ms(),
             spec_revision: revision,
+            decision_ms: 0,
             makespan_s: proposal.plan.makespan(),
             bytes: proposal.plan.bytes,
             blocked: proposal

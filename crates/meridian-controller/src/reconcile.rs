@@ -167,9 +167,11 @@ impl Controller {
             })
         })
         .await;
+        let decision_ms = started.elapsed().as_millis() as u64;
         self.metrics
             .decision_seconds
             .observe(started.elapsed().as_secs_f64());
+        self.metrics.decisions.inc();
         let proposal = match proposal {
             Ok(p) => p,
             Err(e) => {
@@ -210,6 +212,7 @@ impl Controller {
             created_epoch: epoch,
             created_unix_ms: unix_ms(),
             spec_revision: inputs.spec.revision,
+            decision_ms,
             makespan_s: proposal.plan.makespan(),
             bytes: proposal.plan.bytes,
             blocked: proposal

@@ -129,6 +129,9 @@ pub struct PlanRecord {
     /// Unix milliseconds, for people (the controller never orders by wall time).
     pub created_unix_ms: u64,
     pub spec_revision: Revision,
+    /// How long solving and planning took, ms.
+    #[serde(default)]
+    pub decision_ms: u64,
     pub makespan_s: f64,
     pub bytes: f64,
     /// Changes the planner could not schedule, and why.

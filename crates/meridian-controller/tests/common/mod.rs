@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_controller::detector::DetectorOptions;
+pub use meridian_controller::sim_agent::SimAgent;
 use meridian_controller::{Controller, ControllerConfig};
 use meridian_store::memory::MemoryStore;
-use meridian_wire::{
-    Action, Health, ReplicaKey, ReplicaStatus, SyncRequest, TransitionId, TransitionReport,
-    TransitionStatus,
-};
+use meridian_wire::ReplicaKey;
 
 /// Three racks of two nodes; one db group of four partitions (a leader and two followers each,
 /// one replica per rack).
@@ -89,112 +87,6 @@ pub async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// An agent that applies commands at once, keeps a journal like the real one, and records
-/// what it executed.
-pub struct SimAgent {
-    pub node: String,
-    pub incarnation: u64,
-    pub epoch_seen: i64,
-    pub replicas: BTreeMap<ReplicaKey, (String, String)>,
-    journal: BTreeMap<TransitionId, TransitionStatus>,
-    unacknowledged: BTreeSet<TransitionId>,
-    pub executed: Vec<TransitionId>,
-    pub refused: Vec<(TransitionId, i64)>,
-}
-
-impl SimAgent {
-    pub fn new(node: &str) -> SimAgent {
-        SimAgent {
-            node: node.to_string(),
-            incarnation: 1,
-            epoch_seen: 0,
-            replicas: BTreeMap::new(),
-            journal: BTreeMap::new(),
-            unacknowledged: BTreeSet::new(),
-            executed: Vec::new(),
-            refused: Vec::new(),
-        }
-    }
-
-    fn request(&self) -> SyncRequest {
-        SyncRequest {
-            node: self.node.clone(),
-            incarnation: self.incarnation,
-            epoch_seen: self.epoch_seen,
-            registration: None,
-            replicas: self
-                .replicas
-                .iter()
-                .map(|(replica, (product, state))| ReplicaStatus {
-                    replica: replica.clone(),
-                    product: product.clone(),
-                    state: state.clone(),
-                    health: Health::Serving,
-                    heat: vec![],
-                })
-                .collect(),
-            transitions: self
-                .unacknowledged
-                .iter()
-                .map(|id| TransitionReport {
-                    id: id.clone(),
-                    status: self.journal[id].clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// One sync with `controller`; false if it does not lead.
-    pub fn sync(&mut self, controller: &Controller) -> bool {
-        let Ok(response) = controller.sync(self.request()) else {
-            return false;
-        };
-        for id in &response.acknowledged {
-            self.unacknowledged.remove(id);
-        }
-        self.epoch_seen = self.epoch_seen.max(response.epoch);
-        for command in response.commands {
-            if command.epoch < self.epoch_seen {
-                self.refused.push((command.id.clone(), command.epoch));
-                continue;
-            }
-            if self.journal.contains_key(&command.id) {
-                // Already run: report its outcome again (the controller asking means it
-                // has not recorded it).
-                self.unacknowledged.insert(command.id.clone());
-                continue;
-            }
-            let replica = command.replica.clone();
-            let status = match &command.action {
-                Action::Start { state } | Action::Replicate { state, .. } => {
-                    self.replicas
-                        .insert(replica, (command.product.clone(), state.clone()));
-                    TransitionStatus::Done
-                }
-                Action::Promote { to, .. } | Action::Demote { to, .. } => {
-                    match self.replicas.get_mut(&replica) {
-                        Some(entry) => {
-                            entry.1 = to.clone();
-                            TransitionStatus::Done
-                        }
-                        None => TransitionStatus::Refused {
-                            reason: format!("no replica {replica} here"),
-                        },
-                    }
-                }
-                Action::Stop { .. } => {
-                    self.replicas.remove(&replica);
-                    TransitionStatus::Done
-                }
-            };
-            self.executed.push(command.id.clone());
-            self.journal.insert(command.id.clone(), status);
-            self.unacknowledged.insert(command.id);
-        }
-        true
     }
 }
 
