@@ -37,8 +37,10 @@ mod bench;
 mod bench_control;
 mod bench_plan;
 mod commands;
+mod controller_cmd;
 mod demo;
 mod input;
+mod logging;
 mod plan_cmd;
 mod report;
 mod sim_cmd;
@@ -78,6 +80,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
     Bench(bench::BenchArgs),
+    /// Run a controller: reconcile loop, leader election, REST API (see docs/control-plane.md).
+    Controller(controller_cmd::ControllerArgs),
     /// Measure the control plane's reaction to a node failure at fleet sizes (markdown).
     BenchControl(bench_control::BenchControlArgs),
     /// One size of `bench`, run in a child process (prints JSON).
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::BenchOne(args) => bench::run_one(args),
         Command::BenchControl(args) => bench_control::run(args),
+        Command::Controller(args) => controller_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -224,6 +224,9 @@ impl Controller {
     /// Approves, pauses, resumes or cancels a plan; the change is durable when this returns.
     pub async fn change_plan(&self, id: u64, change: PlanChange) -> Result<PlanRecord, OpError> {
         let fence = self.require_leader()?;
+        // Held from the read to the write, serialized with the persist rounds, so the
+        // compare sees the latest write.
+        let _one_at_a_time = self.persisting.lock().await;
         let (record, revision) = {
             let inner = self.lock();
             let entry = inner
@@ -259,8 +262,6 @@ impl Controller {
             None => Compare::Absent { key: key.clone() },
         };
         let value = serde_json::to_vec(&next).map_err(|e| invalid(e.to_string()))?;
-        // Serialized with the persist rounds, so the compare sees the latest write.
-        let _one_at_a_time = self.persisting.lock().await;
         let new_revision = self
             .commit(Txn::fenced(fence).compare(compare).put(key, value))
             .await?;

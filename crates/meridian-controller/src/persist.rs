@@ -218,9 +218,14 @@ impl Controller {
         let mut inner = self.lock();
         match spec {
             Ok(spec) => {
-                let changed =
-                    inner.spec.as_ref().map(|s| s.revision) != spec.as_ref().map(|s| s.revision);
-                if changed {
+                // Only ever forward: a reload that read an older revision than one already
+                // loaded (racing a PUT) must not put the old spec back.
+                let newer = match (&inner.spec, &spec) {
+                    (Some(current), Some(read)) => read.revision > current.revision,
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                };
+                if newer {
                     if let Some(s) = &spec {
                         inner.event(format!("fleet spec revision {} loaded", s.revision));
                     }
