@@ -3,8 +3,18 @@
 /// Structured logs on standard error; `RUST_LOG` filters (default `info`), and
 /// `MERIDIAN_LOG_FORMAT=json` gives one JSON object per line for log pipelines.
 pub fn init() {
+    init_with_default("info");
+}
+
+/// As [`init`], but only warnings unless `RUST_LOG` says otherwise (the demo prints its own
+/// story).
+pub fn init_quiet() {
+    init_with_default("warn");
+}
+
+fn init_with_default(level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -33,6 +33,7 @@ fn stdout_failed(error: std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+mod agent_cmd;
 mod bench;
 mod bench_control;
 mod bench_plan;
@@ -44,6 +45,7 @@ mod logging;
 mod plan_cmd;
 mod report;
 mod sim_cmd;
+mod tour;
 
 use std::process::ExitCode;
 
@@ -62,8 +64,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Solve, check, fail a node and repair, and explain — on the built-in example fleet.
-    Demo,
+    /// A control plane on this machine: a controller, twelve agents, real workload processes;
+    /// add a workload, fail a node, drain a rack (no setup needed).
+    Demo(demo::DemoArgs),
+    /// The core on the built-in example fleet: solve, check, explain, fail a node and repair,
+    /// plan the recovery, simulate a day.
+    Tour,
     /// Validate a fleet file; report every problem with file, line and path.
     Validate(commands::ValidateArgs),
     /// Compute a target placement (full solve, or repair/rebalance of a current one).
@@ -80,6 +86,11 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
     Bench(bench::BenchArgs),
+    /// Run a node agent: executes the controller's commands, keeps serving without it.
+    Agent(agent_cmd::AgentArgs),
+    /// A stand-in workload process (used by `meridian demo`).
+    #[command(hide = true)]
+    Workload(agent_cmd::WorkloadArgs),
     /// Run a controller: reconcile loop, leader election, REST API (see docs/control-plane.md).
     Controller(controller_cmd::ControllerArgs),
     /// Measure the control plane's reaction to a node failure at fleet sizes (markdown).
@@ -91,8 +102,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One TLS crypto provider for every HTTP client and server in the process (ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(args),
+        Command::Tour => tour::run(),
+        Command::Agent(args) => agent_cmd::run(args),
+        Command::Workload(args) => agent_cmd::workload(args),
         Command::Validate(args) => commands::validate(args),
         Command::Solve(args) => commands::solve(args),
         Command::Check(args) => commands::check(args),

@@ -145,8 +145,8 @@ fn bad_arguments_are_errors_not_panics() {
 }
 
 #[test]
-fn demo_runs_clean() {
-    let out = meridian(&["demo"]);
+fn tour_runs_clean() {
+    let out = meridian(&["tour"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("independent check: 0 violation(s)"));

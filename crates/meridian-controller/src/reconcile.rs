@@ -68,7 +68,8 @@ impl Controller {
         }
         inner.liveness = liveness;
         for (node, before, now) in changes {
-            inner.event(format!("node `{node}`: {before:?} -> {now:?}"));
+            let was = before.map_or("Unknown".to_string(), |b| format!("{b:?}"));
+            inner.event(format!("node `{node}`: {was} -> {now:?}"));
             if now != Liveness::Alive && before == Some(Liveness::Alive) {
                 fail_commands_on(inner, &node);
             }

@@ -217,6 +217,10 @@ impl LocalCluster {
             return Err(LocalClusterError::Size(members));
         }
         let binary = etcd_binary()?;
+        std::fs::create_dir_all(dir).map_err(|source| LocalClusterError::Io {
+            context: format!("create {}", dir.display()),
+            source,
+        })?;
         let mut attempt = 0;
         loop {
             attempt += 1;
