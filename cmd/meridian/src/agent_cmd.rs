@@ -55,3 +55,41 @@ pub fn workload(args: WorkloadArgs) -> Result<ExitCode> {
     runtime.block_on(crate::logging::shutdown_signal());
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Who the token is for (shown in the audit log).
+    #[arg(long)]
+    pub name: String,
+    /// read, operator, admin or agent.
+    #[arg(long)]
+    pub role: String,
+    /// The node an agent token may sync as.
+    #[arg(long)]
+    pub node: Option<String>,
+}
+
+/// Prints a new random token, and the tokens-file entry that admits it by its SHA-256 (so the
+/// file holds no secret).
+pub fn token(args: TokenArgs) -> Result<ExitCode> {
+    let roles = ["read", "operator", "admin", "agent"];
+    if !roles.contains(&args.role.as_str()) {
+        anyhow::bail!("--role {}: expected one of {}", args.role, roles.join(", "));
+    }
+    if (args.role == "agent") != args.node.is_some() {
+        anyhow::bail!("--node is required for agent tokens and only for them");
+    }
+    let token = meridian_api::generate_token().map_err(|e| anyhow!("random token: {e}"))?;
+    let digest = meridian_api::token_sha256_hex(&token);
+    let node = args
+        .node
+        .as_ref()
+        .map(|n| format!(", node: {n}"))
+        .unwrap_or_default();
+    println!("token: {token}");
+    println!(
+        "tokens file entry:\n  - {{name: {}, role: {}{node}, sha256: {digest}}}",
+        args.name, args.role
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -414,34 +414,7 @@ async fn scenario(
 /// A node failure: the agent stops syncing and its workloads die with it.
 async fn kill_node(node: &mut Node) {
     node.task.abort();
-    kill_workloads(&node.state_dir);
-}
-
-fn kill_workloads(state_dir: &Path) {
-    let mut stack = vec![state_dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pid") {
-                let pid = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["pid"].as_u64());
-                if let Some(pid) = pid {
-                    // Already gone is fine: the workload may have been stopped by its agent.
-                    let _ = std::process::Command::new("kill")
-                        .args(["-9", &pid.to_string()])
-                        .stderr(std::process::Stdio::null())
-                        .status();
-                }
-            }
-        }
-    }
+    crate::workloads::kill_all(&node.state_dir);
 }
 
 /// Stops every agent, then the workloads they leave running (agents never stop workloads on
@@ -454,6 +427,6 @@ async fn stop_everything(nodes: &mut [Node]) {
     }
     for node in nodes.iter_mut() {
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut node.task).await;
-        kill_workloads(&node.state_dir);
+        crate::workloads::kill_all(&node.state_dir);
     }
 }

@@ -35,7 +35,10 @@ fn stdout_failed(error: std::io::Error) -> ! {
 
 mod agent_cmd;
 mod bench;
+mod bench_agent;
 mod bench_control;
+#[cfg(feature = "etcd")]
+mod bench_failover;
 mod bench_plan;
 mod commands;
 mod controller_cmd;
@@ -46,6 +49,7 @@ mod plan_cmd;
 mod report;
 mod sim_cmd;
 mod tour;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -86,13 +90,20 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Measure solve, repair and rebalance on generated fleets; print a markdown report.
     Bench(bench::BenchArgs),
+    /// Time controller failover after kill -9 of the leader (real processes, local etcd).
+    #[cfg(feature = "etcd")]
+    BenchFailover(bench_failover::BenchFailoverArgs),
     /// Run a node agent: executes the controller's commands, keeps serving without it.
     Agent(agent_cmd::AgentArgs),
+    /// Make a bearer token for the API and its tokens-file entry.
+    Token(agent_cmd::TokenArgs),
     /// A stand-in workload process (used by `meridian demo`).
     #[command(hide = true)]
     Workload(agent_cmd::WorkloadArgs),
     /// Run a controller: reconcile loop, leader election, REST API (see docs/control-plane.md).
     Controller(controller_cmd::ControllerArgs),
+    /// Measure one agent's command throughput end to end (markdown).
+    BenchAgent(bench_agent::BenchAgentArgs),
     /// Measure the control plane's reaction to a node failure at fleet sizes (markdown).
     BenchControl(bench_control::BenchControlArgs),
     /// One size of `bench`, run in a child process (prints JSON).
@@ -109,6 +120,9 @@ fn main() -> ExitCode {
         Command::Tour => tour::run(),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Workload(args) => agent_cmd::workload(args),
+        Command::Token(args) => agent_cmd::token(args),
+        #[cfg(feature = "etcd")]
+        Command::BenchFailover(args) => bench_failover::run(args),
         Command::Validate(args) => commands::validate(args),
         Command::Solve(args) => commands::solve(args),
         Command::Check(args) => commands::check(args),
@@ -119,6 +133,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::BenchOne(args) => bench::run_one(args),
         Command::BenchControl(args) => bench_control::run(args),
+        Command::BenchAgent(args) => bench_agent::run(args),
         Command::Controller(args) => controller_cmd::run(args),
     };
     match result {

@@ -145,6 +145,26 @@ fn bad_arguments_are_errors_not_panics() {
 }
 
 #[test]
+fn demo_runs_the_control_plane_scenario_to_the_end() {
+    let out = meridian(&["demo"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for step in [
+        "1. place",
+        "2. add a workload",
+        "3. fail a node",
+        "4. drain a rack",
+    ] {
+        assert!(stdout.contains(step), "{stdout}");
+    }
+    assert_eq!(stdout.matches("converged in").count(), 4, "{stdout}");
+    assert!(
+        stdout.contains("rack-b2") && stdout.contains("/openapi.json"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn tour_runs_clean() {
     let out = meridian(&["tour"]);
     assert!(out.status.success(), "{}", text(&out.stdout));

@@ -32,9 +32,10 @@ pub use routes::{routes, Access, RouteInfo, RouteMethod};
 pub use serve::{serve, ServeError, Server};
 pub use tls::{TlsError, TlsFiles};
 
-/// Body limit of every route but `PUT /v1/fleet`.
+/// Body limit of every route but `PUT /v1/fleet` and agents' syncs.
 pub const BODY_BYTES_MAX: usize = 256 << 10;
-/// Body limit of `PUT /v1/fleet` (fleet files of large fleets are big).
+/// Body limit of `PUT /v1/fleet` (fleet files of large fleets are big) and of agents' syncs
+/// (a node reports every replica it runs).
 pub const FLEET_BODY_BYTES_MAX: usize = 4 << 20;
 
 pub struct ApiConfig {

@@ -10,9 +10,14 @@
 //!    start has finished (it may be counting on what they free: a drop's space, a copy's
 //!    bandwidth, a make-before-break predecessor).
 //!
+//! 3. every step it depends on (`after`: make-before-break, the new leader's home) is done.
+//!
 //! So the set of steps running together is always a subset of a set the planner scheduled
-//! together, and the capacity it checked holds whatever the real durations are. Within a step,
-//! commands run one after the other (a hand-off's demotion before its promotion).
+//! together, and the capacity it checked holds whatever the real durations are. One exception,
+//! safe by construction: a step that only starts new replicas (nothing to copy) frees nothing
+//! and holds no transient heat, so later steps do not wait for it to finish — otherwise a new
+//! group's hundreds of starts, all scheduled at one instant, would run one at a time. Within a
+//! step, commands run one after the other (a hand-off's demotion before its promotion).
 
 use crate::records::{CommandStatus, PlanRecord};
 
@@ -36,14 +41,22 @@ pub fn ready(plan: &PlanRecord) -> Vec<CommandRef> {
             if let Some(next) = next_in_step(plan, index) {
                 out.push((index, next));
             }
-            unfinished_end_min = unfinished_end_min.min(step.end_s);
+            if !step.only_starts() {
+                unfinished_end_min = unfinished_end_min.min(step.end_s);
+            }
             continue;
         }
-        if !plan.status.dispatches() || unfinished_end_min <= step.start_s {
+        let waits_for_dependency = step
+            .after
+            .iter()
+            .any(|&a| !plan.steps.get(a).is_some_and(|s| s.is_done()));
+        if !plan.status.dispatches() || unfinished_end_min <= step.start_s || waits_for_dependency {
             return out;
         }
         out.push((index, 0));
-        unfinished_end_min = unfinished_end_min.min(step.end_s);
+        if !step.only_starts() {
+            unfinished_end_min = unfinished_end_min.min(step.end_s);
+        }
     }
     out
 }
@@ -87,6 +100,7 @@ mod tests {
             description: format!("step {id}"),
             start_s,
             end_s,
+            after: Vec::new(),
             commands: (0..commands)
                 .map(|_| CommandRecord {
                     node: "n".into(),
@@ -95,8 +109,9 @@ mod tests {
                         group: "g".into(),
                         partition: id,
                     },
-                    action: Action::Start {
-                        state: "Leader".into(),
+                    action: Action::Promote {
+                        from: "Follower".into(),
+                        to: "Leader".into(),
                     },
                     status: CommandStatus::Pending,
                 })
@@ -153,6 +168,31 @@ mod tests {
         assert_eq!(ready(&p), vec![]);
         set(&mut p, (0, 0), CommandStatus::Done);
         assert_eq!(ready(&p), vec![(1, 0)]);
+    }
+
+    #[test]
+    fn starts_at_one_instant_run_together_but_their_dependents_wait() {
+        let mut p = plan(vec![
+            step(0, 0.0, 0.0, 1),
+            step(1, 0.0, 0.0, 1),
+            step(2, 0.0, 0.0, 1),
+        ]);
+        for s in 0..2 {
+            p.steps[s].commands[0].action = Action::Start {
+                state: "Follower".into(),
+            };
+        }
+        p.steps[2].after = vec![0];
+        assert_eq!(ready(&p), vec![(0, 0), (1, 0)], "step 2 waits for step 0");
+        set(&mut p, (0, 0), CommandStatus::Sent { epoch: 1 });
+        set(&mut p, (1, 0), CommandStatus::Sent { epoch: 1 });
+        assert_eq!(ready(&p), vec![]);
+        set(&mut p, (0, 0), CommandStatus::Done);
+        assert_eq!(
+            ready(&p),
+            vec![(2, 0)],
+            "step 1, a start, does not hold step 2 back"
+        );
     }
 
     #[test]

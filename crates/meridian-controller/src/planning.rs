@@ -175,6 +175,7 @@ fn cleanup_steps(plan: &Plan, first_index: usize, orphans: Vec<Orphan>) -> Vec<S
             ),
             start_s: end_s,
             end_s,
+            after: Vec::new(),
             commands: vec![CommandRecord {
                 node: orphan.node,
                 product: orphan.status.product.clone(),

@@ -180,6 +180,7 @@ impl Controller {
                 return;
             }
         };
+        self.export_utilization(&inputs.spec.fleet, &proposal.current);
         let now_ms = self.now_ms();
         let mut inner = self.lock();
         let Some(leader) = inner.leader.as_mut() else {
@@ -245,6 +246,40 @@ impl Controller {
         );
         drop(inner);
         self.wake();
+    }
+
+    /// Sets `domain_utilization` for every domain above the nodes (racks, PDUs, spines, ...):
+    /// steady heat of what runs under it over its limit. Nodes are left out on purpose: at
+    /// 10k nodes × 8 dimensions they would swamp Prometheus, and the API has them.
+    fn export_utilization(
+        &self,
+        fleet: &meridian_model::Fleet,
+        current: &meridian_model::Placement,
+    ) {
+        let loads = meridian_model::check::domain_loads(fleet, &current.replicas(fleet));
+        let topology = &fleet.topology;
+        let dims = fleet.dims_count();
+        for domain in topology.domain_ids() {
+            let info = topology.domain(domain);
+            if info.level == topology.node_level {
+                continue;
+            }
+            for dim in 0..dims {
+                let limit = fleet.limit[domain.index() * dims + dim];
+                if !(limit.is_finite() && limit > 0.0) {
+                    continue;
+                }
+                let labels = crate::metrics::DomainLabels {
+                    level: topology.level_name(info.level).to_string(),
+                    domain: info.name.clone(),
+                    dim: fleet.dims.names()[dim].clone(),
+                };
+                self.metrics
+                    .utilization
+                    .get_or_create(&labels)
+                    .set(loads[domain.index() * dims + dim] / limit);
+            }
+        }
     }
 
     fn update_gauges(&self) {

@@ -94,6 +94,10 @@ pub struct StepRecord {
     /// Seconds from the plan's start, as scheduled.
     pub start_s: f64,
     pub end_s: f64,
+    /// Steps (indices in the plan) that must finish first: make-before-break, the new
+    /// leader's home being ready.
+    #[serde(default)]
+    pub after: Vec<usize>,
     /// Run one after the other (a leader hand-off demotes the old leader first).
     pub commands: Vec<CommandRecord>,
 }
@@ -110,6 +114,14 @@ impl StepRecord {
             CommandStatus::Failed { error } => Some(error.as_str()),
             _ => None,
         })
+    }
+
+    /// A step that only brings up new replicas with nothing to copy: it frees nothing and
+    /// holds no transient heat, so later steps need not wait for it to finish.
+    pub fn only_starts(&self) -> bool {
+        self.commands
+            .iter()
+            .all(|c| matches!(c.action, meridian_wire::Action::Start { .. }))
     }
 
     pub fn is_started(&self) -> bool {

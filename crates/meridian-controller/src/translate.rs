@@ -12,6 +12,12 @@ use meridian_wire::{Action, ReplicaKey, Source};
 use crate::records::{CommandRecord, CommandStatus, StepRecord};
 
 pub fn steps(fleet: &Fleet, plan: &Plan) -> Vec<StepRecord> {
+    let index_of: std::collections::HashMap<u32, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id, i))
+        .collect();
     plan.steps
         .iter()
         .map(|step| StepRecord {
@@ -19,6 +25,12 @@ pub fn steps(fleet: &Fleet, plan: &Plan) -> Vec<StepRecord> {
             description: meridian_planner::doc::describe_step(fleet, step),
             start_s: step.start - plan.start,
             end_s: step.end - plan.start,
+            after: step
+                .reason
+                .after
+                .iter()
+                .filter_map(|id| index_of.get(id).copied())
+                .collect(),
             commands: commands(fleet, step.group, step.partition, &step.action),
         })
         .collect()

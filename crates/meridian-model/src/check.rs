@@ -246,7 +246,9 @@ fn check_anti_affinity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violat
     }
 }
 
-fn check_capacity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violation>) {
+/// Steady heat under every domain of both trees, per dimension: `loads[domain * dims + dim]`
+/// (the same layout as `Fleet::limit`).
+pub fn domain_loads(fleet: &Fleet, replicas: &[Replica]) -> Vec<f64> {
     let topology = &fleet.topology;
     let d = fleet.dims_count();
     let mut used = vec![0.0f64; topology.domains.len() * d];
@@ -258,6 +260,13 @@ fn check_capacity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violation>)
             }
         }
     }
+    used
+}
+
+fn check_capacity(fleet: &Fleet, replicas: &[Replica], out: &mut Vec<Violation>) {
+    let topology = &fleet.topology;
+    let d = fleet.dims_count();
+    let used = domain_loads(fleet, replicas);
     for domain in topology.domain_ids() {
         for x in 0..d {
             let limit = fleet.limit[domain.index() * d + x];

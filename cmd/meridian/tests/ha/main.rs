@@ -13,28 +13,10 @@ use serde_json::Value;
 
 /// Every workload pid the agents' pid files name, by file.
 fn workload_pids(dir: &Path) -> BTreeMap<String, u32> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pid") {
-                let pid = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["pid"].as_u64());
-                if let Some(pid) = pid {
-                    out.insert(path.to_string_lossy().into_owned(), pid as u32);
-                }
-            }
-        }
-    }
-    out
+    meridian_agent::process::pidfile::all_under(dir)
+        .into_iter()
+        .map(|(path, record)| (path.to_string_lossy().into_owned(), record.pid))
+        .collect()
 }
 
 fn alive(pid: u32) -> bool {

@@ -16,7 +16,7 @@
 //! configured, which then runs instead.
 
 mod launch;
-mod pidfile;
+pub mod pidfile;
 mod procfs;
 mod supervisor;
 

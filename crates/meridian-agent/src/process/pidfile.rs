@@ -59,3 +59,28 @@ pub fn write(path: &Path, record: &PidRecord) -> Result<(), StateError> {
 pub fn remove(path: &Path) -> Result<(), StateError> {
     durable::remove_file(path)
 }
+
+/// Every pid file under `dir` (an agent's state directory, say), with its record; files that
+/// do not parse are skipped. For operators' tools and tests that need the workloads an agent
+/// left running (the agent itself reads each replica's file by its path).
+pub fn all_under(dir: &Path) -> Vec<(PathBuf, PidRecord)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "pid") {
+                if let Ok(Some(record)) = read(&path) {
+                    out.push((path, record));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}

@@ -173,7 +173,9 @@ fn table() -> Vec<Route> {
             meridian_wire::SYNC_PATH,
             Access::NodeAgent,
             agents::sync,
-        ),
+        )
+        // A node reports every replica it runs: thousands on a big node.
+        .with_body_limit(BodyLimit::Fleet),
     ]
 }
 

@@ -103,6 +103,16 @@ async fn oversized_bodies_are_413_and_the_fleet_route_allows_more() {
         )
         .await;
     assert_error(&fleet, StatusCode::PAYLOAD_TOO_LARGE, "fleet over 4 MiB");
+    // Agents' syncs carry every replica of a node: they share the large limit.
+    let sync = harness
+        .call(
+            Method::POST,
+            "/v1/agents/n01/sync",
+            Some(AGENT_N01),
+            Payload::Raw("application/json", vec![b' '; FLEET_BODY_BYTES_MAX + 1]),
+        )
+        .await;
+    assert_error(&sync, StatusCode::PAYLOAD_TOO_LARGE, "sync over 4 MiB");
     assert_eq!(harness.controller.spec().expect("spec").revision, revision);
     // A fleet file well over the default limit is fine on its own route.
     let padding = "# padding\n".repeat(2 * BODY_BYTES_MAX / 10);
@@ -120,7 +130,6 @@ async fn oversized_bodies_are_413_and_the_fleet_route_allows_more() {
     let over = vec![b' '; BODY_BYTES_MAX + 1];
     for (method, path, token) in [
         (Method::POST, "/v1/plans/dry-run", OPERATOR),
-        (Method::POST, "/v1/agents/n01/sync", AGENT_N01),
         (Method::POST, "/v1/nodes/n01/cordon", OPERATOR),
         (Method::POST, "/v1/plans/1/approve", OPERATOR),
     ] {
