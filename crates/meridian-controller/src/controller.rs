@@ -101,7 +101,16 @@ pub(crate) struct Inner {
     pub detector: Detector,
     pub liveness: BTreeMap<String, Liveness>,
     pub plans: BTreeMap<u64, PlanEntry>,
+    /// The desired placement by group, with each key's store revision and whether it is
+    /// written yet.
+    pub targets: BTreeMap<String, TargetEntry>,
     pub events: VecDeque<Event>,
+}
+
+pub(crate) struct TargetEntry {
+    pub record: crate::records::TargetRecord,
+    pub revision: Option<Revision>,
+    pub dirty: bool,
 }
 
 impl Inner {
@@ -146,6 +155,7 @@ impl Controller {
                 detector,
                 liveness: BTreeMap::new(),
                 plans: BTreeMap::new(),
+                targets: BTreeMap::new(),
                 events: VecDeque::new(),
             }),
             wake: Notify::new(),
@@ -198,6 +208,15 @@ impl Controller {
             .plans
             .values()
             .map(|p| p.record.clone())
+            .collect()
+    }
+
+    /// The desired placement, by group, as the last decisions made it.
+    pub fn targets(&self) -> Vec<crate::records::TargetRecord> {
+        self.lock()
+            .targets
+            .values()
+            .map(|t| t.record.clone())
             .collect()
     }
 

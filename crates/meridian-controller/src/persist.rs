@@ -22,6 +22,11 @@ enum Write {
         record: ObservedRecord,
         revision: Option<i64>,
     },
+    Target {
+        group: String,
+        record: crate::records::TargetRecord,
+        revision: Option<i64>,
+    },
 }
 
 impl Controller {
@@ -40,6 +45,14 @@ impl Controller {
                 entry.dirty = false;
                 writes.push(Write::Plan {
                     id: *id,
+                    record: entry.record.clone(),
+                    revision: entry.revision,
+                });
+            }
+            for (group, entry) in inner.targets.iter_mut().filter(|(_, e)| e.dirty) {
+                entry.dirty = false;
+                writes.push(Write::Target {
+                    group: group.clone(),
                     record: entry.record.clone(),
                     revision: entry.revision,
                 });
@@ -92,6 +105,11 @@ impl Controller {
                 record,
                 revision,
             } => (keys.observed(node), to_json(record)?, *revision),
+            Write::Target {
+                group,
+                record,
+                revision,
+            } => (keys.target(group), to_json(record)?, *revision),
         };
         let compare = match revision {
             Some(revision) => Compare::ModRevision {
@@ -125,6 +143,11 @@ impl Controller {
             Write::Observed { node, .. } => {
                 inner.nodes.entry(node).or_default().observed_revision = Some(revision);
             }
+            Write::Target { group, .. } => {
+                if let Some(entry) = inner.targets.get_mut(&group) {
+                    entry.revision = Some(revision);
+                }
+            }
         }
         Ok(())
     }
@@ -140,6 +163,11 @@ impl Controller {
         let observed = self
             .store
             .list(&keys.observed_all())
+            .await
+            .map_err(store_error)?;
+        let targets = self
+            .store
+            .list(&keys.targets())
             .await
             .map_err(store_error)?;
         let now_ms = self.now_ms();
@@ -169,6 +197,18 @@ impl Controller {
                     revision: Some(entry.mod_revision),
                     dirty: false,
                     world: 0,
+                },
+            );
+        }
+        inner.targets.clear();
+        for entry in &targets.entries {
+            let record: crate::records::TargetRecord = from_json(entry)?;
+            inner.targets.insert(
+                record.placement.group.clone(),
+                crate::controller::TargetEntry {
+                    record,
+                    revision: Some(entry.mod_revision),
+                    dirty: false,
                 },
             );
         }

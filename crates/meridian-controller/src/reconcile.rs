@@ -181,8 +181,14 @@ impl Controller {
             }
         };
         self.export_utilization(&inputs.spec.fleet, &proposal.current);
+        let target_docs = proposal.target.to_doc(&inputs.spec.fleet).groups;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
+        let Some(next_plan_id) = inner.leader.as_ref().map(|l| l.next_plan_id) else {
+            return;
+        };
+        let plan_id = (!proposal.is_empty()).then_some(next_plan_id);
+        record_targets(&mut inner, target_docs, inputs.spec.revision, plan_id);
         let Some(leader) = inner.leader.as_mut() else {
             return;
         };
@@ -337,6 +343,38 @@ impl Controller {
                 .get_or_create(&labels)
                 .set(by_liveness.get(status).copied().unwrap_or(0));
         }
+    }
+}
+
+/// Keeps the groups' desired placements; only groups whose placement changed are rewritten.
+fn record_targets(
+    inner: &mut Inner,
+    docs: Vec<meridian_model::placement::GroupPlacementDoc>,
+    spec_revision: i64,
+    plan: Option<u64>,
+) {
+    for doc in docs {
+        let unchanged = inner
+            .targets
+            .get(&doc.group)
+            .is_some_and(|t| t.record.placement == doc);
+        if unchanged {
+            continue;
+        }
+        let revision = inner.targets.get(&doc.group).and_then(|t| t.revision);
+        inner.targets.insert(
+            doc.group.clone(),
+            crate::controller::TargetEntry {
+                record: crate::records::TargetRecord {
+                    placement: doc,
+                    spec_revision,
+                    plan,
+                    decided_unix_ms: unix_ms(),
+                },
+                revision,
+                dirty: true,
+            },
+        );
     }
 }
 

@@ -196,3 +196,13 @@ mod tests {
         assert!(Cancelling.can_become(Cancelled) && !Cancelling.can_become(Running));
     }
 }
+
+/// The desired placement of one group, as the last decision made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    pub placement: meridian_model::placement::GroupPlacementDoc,
+    pub spec_revision: Revision,
+    /// The plan that moves toward it (none if nothing had to move).
+    pub plan: Option<u64>,
+    pub decided_unix_ms: u64,
+}

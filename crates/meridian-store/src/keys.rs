@@ -1,14 +1,15 @@
 //! Where the control plane keeps what, under a root prefix (one per cell).
 //!
 //! - `spec/fleet`: the fleet file (YAML text) the controller works from.
-//! - `target`: the desired placement (JSON) and the spec revision it was solved for.
+//! - `target/<group>`: the desired placement of one group (JSON) and the decision it came from
+//!   (one key per group: a whole fleet's placement would outgrow etcd's request limit).
 //! - `plans/<id>`: a plan and the progress of each of its steps.
 //! - `nodes/<name>/admin`: operator marks (cordoned, draining).
 //! - `observed/<name>`: what a node's agent last reported it runs.
 //! - `election`: the leading controller (lease-held; its create revision is the epoch).
 
 pub const SPEC: &str = "spec/fleet";
-pub const TARGET: &str = "target";
+pub const TARGET: &str = "target/";
 pub const PLANS: &str = "plans/";
 pub const NODES: &str = "nodes/";
 pub const OBSERVED: &str = "observed/";
@@ -37,8 +38,12 @@ impl Keys {
         format!("{}{SPEC}", self.root)
     }
 
-    pub fn target(&self) -> String {
+    pub fn targets(&self) -> String {
         format!("{}{TARGET}", self.root)
+    }
+
+    pub fn target(&self, group: &str) -> String {
+        format!("{}{TARGET}{group}", self.root)
     }
 
     pub fn plans(&self) -> String {
