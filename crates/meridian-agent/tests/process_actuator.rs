@@ -309,7 +309,13 @@ async fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     bounded(async {
         let fixture = Fixture::new();
         let mut config = workload();
-        config.command[2] = format!("trap '' TERM; {}", config.command[2]);
+        // The start returns once the health check passes, which is after the trap is set
+        // (an ignored signal stays ignored across the `exec sleep`).
+        config.command[2] = format!("trap '' TERM; touch trapped; {}", config.command[2]);
+        config.health = Some(HookConfig {
+            command: vec!["/bin/sh".into(), "-c".into(), "test -f trapped".into()],
+            timeout_ms: 1_000,
+        });
         config.stop_grace_ms = 200;
         let actuator = fixture.actuator(config);
         actuator
