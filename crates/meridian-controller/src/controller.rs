@@ -132,6 +132,33 @@ impl Inner {
     pub fn liveness_of(&self, node: &str) -> Liveness {
         self.liveness.get(node).copied().unwrap_or(Liveness::Dead)
     }
+
+    /// What decisions (and what-ifs) start from: live nodes' replicas, and the down,
+    /// cordoned and draining nodes of `fleet`.
+    pub fn node_states(&self, fleet: &Fleet) -> crate::planning::NodeStates {
+        let mut states = crate::planning::NodeStates::default();
+        for node in fleet.topology.node_ids() {
+            let name = fleet.topology.node_name(node);
+            if self.liveness_of(name) == Liveness::Alive {
+                if let Some(state) = self.nodes.get(name) {
+                    states
+                        .observed
+                        .push((name.to_string(), state.replicas.clone()));
+                }
+            } else {
+                states.down.push(node);
+            }
+            if let Some((admin, _)) = self.admin.get(name) {
+                if admin.cordoned {
+                    states.cordoned.push(node);
+                }
+                if admin.draining {
+                    states.draining.push(node);
+                }
+            }
+        }
+        states
+    }
 }
 
 pub fn unix_ms() -> u64 {

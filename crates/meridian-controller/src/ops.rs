@@ -300,21 +300,21 @@ impl Controller {
         for name in &what_if.drain {
             drain.extend(Self::nodes_named(&fleet, name)?);
         }
-        let (observed, mut down, cordoned, mut draining) = self.world_for(&fleet);
-        down.extend(fail);
-        down.sort();
-        down.dedup();
-        draining.extend(drain);
+        let mut nodes = self.lock().node_states(&fleet);
+        nodes.down.extend(fail);
+        nodes.down.sort();
+        nodes.down.dedup();
+        nodes.draining.extend(drain);
         let planner = self.config.planner.clone();
         let seed = self.config.seed;
         let revision = self.spec().map_or(0, |s| s.revision);
         let proposal = tokio::task::spawn_blocking(move || {
             propose(&Inputs {
                 fleet: &fleet,
-                observed: &observed,
-                down,
-                cordoned,
-                draining,
+                observed: &nodes.observed,
+                down: nodes.down,
+                cordoned: nodes.cordoned,
+                draining: nodes.draining,
                 planner,
                 seed,
             })
@@ -342,42 +342,6 @@ impl Controller {
         })
     }
 
-    /// Live nodes' replicas, and the down, cordoned and draining nodes of `fleet`.
-    #[allow(clippy::type_complexity)]
-    fn world_for(
-        &self,
-        fleet: &Fleet,
-    ) -> (
-        Vec<(String, Vec<ReplicaStatus>)>,
-        Vec<NodeId>,
-        Vec<NodeId>,
-        Vec<NodeId>,
-    ) {
-        let inner = self.lock();
-        let mut observed = Vec::new();
-        let mut down = Vec::new();
-        let (mut cordoned, mut draining) = (Vec::new(), Vec::new());
-        for node in fleet.topology.node_ids() {
-            let name = fleet.topology.node_name(node);
-            if inner.liveness_of(name) == Liveness::Alive {
-                if let Some(state) = inner.nodes.get(name) {
-                    observed.push((name.to_string(), state.replicas.clone()));
-                }
-            } else {
-                down.push(node);
-            }
-            if let Some((admin, _)) = inner.admin.get(name) {
-                if admin.cordoned {
-                    cordoned.push(node);
-                }
-                if admin.draining {
-                    draining.push(node);
-                }
-            }
-        }
-        (observed, down, cordoned, draining)
-    }
-
     /// Why a running replica sits where it does (solver explain on the observed placement).
     pub fn explain(
         &self,
@@ -399,29 +363,9 @@ impl Controller {
         meridian_model::Placement,
         Vec<meridian_model::placement::Replica>,
     ) {
-        let (observed, _, _, _) = self.world_for(fleet);
-        let mut replicas = Vec::new();
-        for (name, statuses) in &observed {
-            let Some(node) = fleet.topology.node_by_name(name) else {
-                continue;
-            };
-            for s in statuses {
-                let Some(group) = fleet.group_by_name(&s.replica.group) else {
-                    continue;
-                };
-                let Some(state) = fleet.product_of(group).state(&s.state) else {
-                    continue;
-                };
-                if s.replica.partition < fleet.group(group).partitions {
-                    replicas.push(meridian_model::placement::Replica {
-                        group,
-                        partition: s.replica.partition,
-                        node,
-                        state,
-                    });
-                }
-            }
-        }
+        let observed = self.lock().node_states(fleet).observed;
+        // Replicas the fleet has no slot for are not part of the placement.
+        let (replicas, _orphans) = crate::planning::resolve(fleet, &observed, &[]);
         meridian_solver::current::to_slots(fleet, &replicas)
     }
 

@@ -170,20 +170,20 @@ impl Controller {
             .list(&keys.targets())
             .await
             .map_err(store_error)?;
+        // Parsed once, before taking the lock.
+        let plans: Vec<(PlanRecord, i64)> = plans
+            .entries
+            .iter()
+            .map(|entry| Ok((from_json::<PlanRecord>(entry)?, entry.mod_revision)))
+            .collect::<Result<_, StepDown>>()?;
+        let final_count = plans.iter().filter(|(p, _)| p.status.is_final()).count();
+        let mut skip_final = final_count.saturating_sub(self.config.history_max);
         let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.spec = spec;
         inner.plans.clear();
-        let history_max = self.config.history_max;
-        let final_count = plans
-            .entries
-            .iter()
-            .filter(|e| from_json::<PlanRecord>(e).is_ok_and(|p| p.status.is_final()))
-            .count();
-        let mut skip_final = final_count.saturating_sub(history_max);
         let mut next_plan_id = 1;
-        for entry in &plans.entries {
-            let record: PlanRecord = from_json(entry)?;
+        for (record, revision) in plans {
             next_plan_id = next_plan_id.max(record.id + 1);
             let in_flight = crate::dispatch::in_flight(&record).next().is_some();
             if record.status.is_final() && !in_flight && skip_final > 0 {
@@ -194,7 +194,7 @@ impl Controller {
                 record.id,
                 PlanEntry {
                     record,
-                    revision: Some(entry.mod_revision),
+                    revision: Some(revision),
                     dirty: false,
                     world: 0,
                 },

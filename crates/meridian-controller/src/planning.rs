@@ -9,6 +9,16 @@ use meridian_wire::{Action, ReplicaStatus};
 
 use crate::records::{CommandRecord, CommandStatus, StepRecord};
 
+/// The fleet's nodes as the leader sees them: what live nodes run, and which nodes are down,
+/// cordoned or draining (node ids in the fleet's order).
+#[derive(Debug, Clone, Default)]
+pub struct NodeStates {
+    pub observed: Vec<(String, Vec<ReplicaStatus>)>,
+    pub down: Vec<NodeId>,
+    pub cordoned: Vec<NodeId>,
+    pub draining: Vec<NodeId>,
+}
+
 /// What the decision is made from.
 pub struct Inputs<'a> {
     pub fleet: &'a Fleet,
@@ -41,7 +51,7 @@ impl Proposal {
 }
 
 /// A replica an agent runs that the fleet has no slot for.
-struct Orphan {
+pub(crate) struct Orphan {
     node: String,
     status: ReplicaStatus,
     why: String,
@@ -49,7 +59,7 @@ struct Orphan {
 
 pub fn propose(inputs: &Inputs) -> Proposal {
     let fleet = inputs.fleet;
-    let (replicas, mut orphans) = resolve(inputs);
+    let (replicas, mut orphans) = resolve(fleet, inputs.observed, &inputs.down);
     let (current, surplus) = meridian_solver::current::to_slots(fleet, &replicas);
     orphans.extend(surplus.iter().filter_map(|r| surplus_orphan(inputs, r)));
     let node_domains = |nodes: &[NodeId]| -> Vec<DomainId> {
@@ -95,16 +105,20 @@ pub fn propose(inputs: &Inputs) -> Proposal {
     }
 }
 
-/// Reported replicas as solver replicas; those the fleet does not know are orphans.
-fn resolve(inputs: &Inputs) -> (Vec<Replica>, Vec<Orphan>) {
-    let fleet = inputs.fleet;
+/// Reported replicas (of nodes not in `down`) as solver replicas; those the fleet does not
+/// know are orphans.
+pub(crate) fn resolve(
+    fleet: &Fleet,
+    observed: &[(String, Vec<ReplicaStatus>)],
+    down: &[NodeId],
+) -> (Vec<Replica>, Vec<Orphan>) {
     let mut replicas = Vec::new();
     let mut orphans = Vec::new();
-    for (node_name, statuses) in inputs.observed {
+    for (node_name, statuses) in observed {
         let Some(node) = fleet.topology.node_by_name(node_name) else {
             continue;
         };
-        if inputs.down.contains(&node) {
+        if down.contains(&node) {
             continue;
         }
         for status in statuses {

@@ -6,7 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use meridian_model::NodeId;
-use meridian_wire::ReplicaStatus;
 
 use crate::controller::{unix_ms, Controller, Inner, PlanEntry};
 use crate::detector::Liveness;
@@ -22,10 +21,7 @@ pub struct StepDown(pub String);
 /// What a decision is made from, copied out of the lock.
 pub(crate) struct DecisionInputs {
     spec: crate::controller::Spec,
-    observed: Vec<(String, Vec<ReplicaStatus>)>,
-    down: Vec<NodeId>,
-    cordoned: Vec<NodeId>,
-    draining: Vec<NodeId>,
+    nodes: crate::planning::NodeStates,
     world: u64,
     reason: String,
 }
@@ -148,21 +144,21 @@ impl Controller {
         let started = std::time::Instant::now();
         let planner = self.config.planner.clone();
         let seed = self.config.seed;
-        let spec = inputs.spec.clone();
-        let observed = inputs.observed.clone();
-        let (down, cordoned, draining) = (
-            inputs.down.clone(),
-            inputs.cordoned.clone(),
-            inputs.draining.clone(),
-        );
+        let DecisionInputs {
+            spec,
+            nodes,
+            world,
+            reason,
+        } = inputs;
+        let fleet = Arc::clone(&spec.fleet);
         // The solver and planner are CPU work: keep them off the async workers.
         let proposal = tokio::task::spawn_blocking(move || {
             propose(&Inputs {
-                fleet: &spec.fleet,
-                observed: &observed,
-                down,
-                cordoned,
-                draining,
+                fleet: &fleet,
+                observed: &nodes.observed,
+                down: nodes.down,
+                cordoned: nodes.cordoned,
+                draining: nodes.draining,
                 planner,
                 seed,
             })
@@ -180,19 +176,19 @@ impl Controller {
                 return;
             }
         };
-        self.export_utilization(&inputs.spec.fleet, &proposal.current);
-        let target_docs = proposal.target.to_doc(&inputs.spec.fleet).groups;
+        self.export_utilization(&spec.fleet, &proposal.current);
+        let target_docs = proposal.target.to_doc(&spec.fleet).groups;
         let now_ms = self.now_ms();
         let mut inner = self.lock();
         let Some(next_plan_id) = inner.leader.as_ref().map(|l| l.next_plan_id) else {
             return;
         };
         let plan_id = (!proposal.is_empty()).then_some(next_plan_id);
-        record_targets(&mut inner, target_docs, inputs.spec.revision, plan_id);
+        record_targets(&mut inner, target_docs, spec.revision, plan_id);
         let Some(leader) = inner.leader.as_mut() else {
             return;
         };
-        leader.decided_for = Some(inputs.world);
+        leader.decided_for = Some(world);
         if proposal.is_empty() {
             if !proposal.unplaced.is_empty() {
                 let text = format!(
@@ -215,11 +211,11 @@ impl Controller {
         };
         let record = PlanRecord {
             id,
-            reason: inputs.reason.clone(),
+            reason: reason.clone(),
             status,
             created_epoch: epoch,
             created_unix_ms: unix_ms(),
-            spec_revision: inputs.spec.revision,
+            spec_revision: spec.revision,
             decision_ms,
             makespan_s: proposal.plan.makespan(),
             bytes: proposal.plan.bytes,
@@ -238,7 +234,7 @@ impl Controller {
             record.steps.len(),
             record.bytes / 1e9,
             record.makespan_s,
-            inputs.reason
+            reason
         ));
         self.metrics.plans_created.inc();
         inner.plans.insert(
@@ -247,7 +243,7 @@ impl Controller {
                 record,
                 revision: None,
                 dirty: true,
-                world: inputs.world,
+                world,
             },
         );
         drop(inner);
@@ -444,37 +440,11 @@ fn world_fingerprint(inner: &Inner) -> u64 {
 }
 
 fn inputs(inner: &Inner, spec: crate::controller::Spec, world: u64) -> DecisionInputs {
-    let fleet = Arc::clone(&spec.fleet);
-    let topology = &fleet.topology;
-    let mut down = Vec::new();
-    let mut observed = Vec::new();
-    for node in topology.node_ids() {
-        let name = topology.node_name(node);
-        if inner.liveness_of(name) == Liveness::Alive {
-            if let Some(state) = inner.nodes.get(name) {
-                observed.push((name.to_string(), state.replicas.clone()));
-            }
-        } else {
-            down.push(node);
-        }
-    }
-    let marked = |f: fn(&crate::records::NodeAdmin) -> bool| -> Vec<NodeId> {
-        inner
-            .admin
-            .iter()
-            .filter(|(_, (admin, _))| f(admin))
-            .filter_map(|(name, _)| topology.node_by_name(name))
-            .collect()
-    };
-    let cordoned = marked(|a| a.cordoned);
-    let draining = marked(|a| a.draining);
-    let reason = reason(inner, &down, &draining, &spec);
+    let nodes = inner.node_states(&spec.fleet);
+    let reason = reason(inner, &nodes.down, &nodes.draining, &spec);
     DecisionInputs {
         spec,
-        observed,
-        down,
-        cordoned,
-        draining,
+        nodes,
         world,
         reason,
     }

@@ -84,20 +84,16 @@ fn record_node(inner: &mut Inner, request: &SyncRequest, now_ms: u64) -> bool {
         state.observed_dirty = true;
     }
     state.last_sync_ms = Some(now_ms);
-    let shape =
-        |r: &[meridian_wire::ReplicaStatus]| -> Vec<(String, u32, String, meridian_wire::Health)> {
-            r.iter()
-                .map(|s| {
-                    (
-                        s.replica.group.clone(),
-                        s.replica.partition,
-                        s.state.clone(),
-                        s.health,
-                    )
-                })
-                .collect()
-        };
-    let changed = shape(&state.replicas) != shape(&request.replicas);
+    // Compared field by field: this runs on every heartbeat of every node.
+    let same = |a: &meridian_wire::ReplicaStatus, b: &meridian_wire::ReplicaStatus| {
+        a.replica == b.replica && a.state == b.state && a.health == b.health
+    };
+    let changed = state.replicas.len() != request.replicas.len()
+        || !state
+            .replicas
+            .iter()
+            .zip(&request.replicas)
+            .all(|(a, b)| same(a, b));
     state.observed_dirty |= changed;
     state.replicas = request.replicas.clone();
     if let Some(incarnation) = restarted {

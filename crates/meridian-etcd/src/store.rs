@@ -8,8 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use etcd_client::{Client, CompareOp, ConnectOptions, GetOptions, KeyValue, TxnOp, TxnOpResponse};
 use meridian_store::{
-    Commit, Compare, Entry, LeaderInfo, Leadership, Listing, Op, Result, Revision, Store,
-    StoreError, Txn,
+    Commit, Compare, Entry, Leadership, Listing, Op, Result, Revision, Store, StoreError, Txn,
 };
 use tokio::time::Instant;
 
@@ -432,13 +431,6 @@ impl Store for EtcdStore {
         ttl: Duration,
     ) -> Result<Box<dyn Leadership>> {
         leadership::campaign(self, election, value, ttl).await
-    }
-
-    async fn leader(&self, election: &str) -> Result<Option<LeaderInfo>> {
-        Ok(self.get(election).await?.map(|e| LeaderInfo {
-            value: e.value,
-            epoch: e.create_revision,
-        }))
     }
 }
 

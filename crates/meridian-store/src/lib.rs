@@ -160,7 +160,13 @@ pub trait Store: Send + Sync {
         ttl: Duration,
     ) -> Result<Box<dyn Leadership>>;
 
-    async fn leader(&self, election: &str) -> Result<Option<LeaderInfo>>;
+    /// Who leads `election`: in every store, the election key's value and create revision.
+    async fn leader(&self, election: &str) -> Result<Option<LeaderInfo>> {
+        Ok(self.get(election).await?.map(|e| LeaderInfo {
+            value: e.value,
+            epoch: e.create_revision,
+        }))
+    }
 }
 
 /// Leadership won in a campaign. Dropping it stops keeping it alive; the lease then expires.

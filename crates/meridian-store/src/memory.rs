@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::changes::{wait_until, Changes};
 use crate::local::{self, Stored, Table};
-use crate::{Commit, Entry, LeaderInfo, Leadership, Listing, Result, Revision, Store, Txn};
+use crate::{Commit, Entry, Leadership, Listing, Result, Revision, Store, Txn};
 
 struct State {
     data: BTreeMap<String, Stored>,
@@ -120,12 +120,5 @@ impl Store for MemoryStore {
         _ttl: Duration,
     ) -> Result<Box<dyn Leadership>> {
         local::campaign(Arc::new(self.clone()), election, value).await
-    }
-
-    async fn leader(&self, election: &str) -> Result<Option<LeaderInfo>> {
-        Ok(self.get(election).await?.map(|e| LeaderInfo {
-            value: e.value,
-            epoch: e.create_revision,
-        }))
     }
 }

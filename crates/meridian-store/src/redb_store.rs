@@ -13,9 +13,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::changes::{wait_until, Changes};
 use crate::local::{self, Stored, Table};
-use crate::{
-    Commit, Entry, LeaderInfo, Leadership, Listing, Result, Revision, Store, StoreError, Txn,
-};
+use crate::{Commit, Entry, Leadership, Listing, Result, Revision, Store, StoreError, Txn};
 
 /// key → create revision (8 bytes LE) ‖ mod revision (8 bytes LE) ‖ value.
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
@@ -222,12 +220,5 @@ impl Store for RedbStore {
         _ttl: Duration,
     ) -> Result<Box<dyn Leadership>> {
         local::campaign(Arc::new(self.clone()), election, value).await
-    }
-
-    async fn leader(&self, election: &str) -> Result<Option<LeaderInfo>> {
-        Ok(self.get(election).await?.map(|e| LeaderInfo {
-            value: e.value,
-            epoch: e.create_revision,
-        }))
     }
 }
