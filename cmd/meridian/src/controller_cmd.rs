@@ -54,7 +54,8 @@ pub struct ControllerArgs {
     /// A node declared dead comes back only after syncing steadily this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub rejoin_after: Duration,
-    /// After winning leadership, hear from agents this long before planning anew.
+    /// After winning leadership, hear from agents this long before planning anew or judging
+    /// any node; keep it above the agents' sync_backoff_max_ms plus one heartbeat.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub settle: Duration,
     /// Plans wait for an operator's approval instead of running at once.

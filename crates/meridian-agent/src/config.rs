@@ -412,8 +412,10 @@ fn default_request_timeout_ms() -> u64 {
 fn default_sync_backoff_initial_ms() -> u64 {
     250
 }
+/// Below the controllers' default settle period (3 s), which is how long a new leader waits
+/// for agents to find it before judging them.
 fn default_sync_backoff_max_ms() -> u64 {
-    10_000
+    2_000
 }
 fn default_transitions_concurrent_max() -> usize {
     8

@@ -66,6 +66,9 @@ pub enum Liveness {
 #[derive(Debug, Clone, Default)]
 struct NodeHistory {
     last_ms: Option<u64>,
+    /// `last_ms` is not a real sync but the end of a grace period (see [`Detector::grace`]);
+    /// the next sync starts the rhythm afresh instead of adding an interval.
+    last_is_grace: bool,
     intervals: VecDeque<f64>,
     dead: bool,
     /// When the node started syncing again after being dead.
@@ -99,7 +102,7 @@ impl Detector {
             if history.dead {
                 // A gap that long is an outage, not an interval of the node's rhythm.
                 history.back_since_ms.get_or_insert(now_ms);
-            } else {
+            } else if !history.last_is_grace {
                 if history.intervals.len() == window_max {
                     history.intervals.pop_front();
                 }
@@ -109,6 +112,7 @@ impl Detector {
             }
         }
         history.last_ms = Some(now_ms);
+        history.last_is_grace = false;
     }
 
     /// The suspicion level of `node` at `now_ms` (0 when it just synced); infinite for a node
@@ -205,11 +209,14 @@ impl Detector {
         }
     }
 
-    /// Forgets a node's rhythm but keeps it alive from `now_ms`: used when a controller
-    /// becomes leader, so agents get a fresh chance to reach it before any is declared dead.
-    pub fn grace(&mut self, node: &str, now_ms: u64) {
+    /// Judges `node` as if it synced at `until_ms`, forgetting its rhythm. A new leader gives
+    /// every known agent until the end of its settle period to find it: while no controller
+    /// led, agents backed off between attempts, so their silence says nothing about them.
+    /// After `until_ms` the usual first-interval judgement applies.
+    pub fn grace(&mut self, node: &str, until_ms: u64) {
         let history = self.nodes.entry(node.to_string()).or_default();
-        history.last_ms = Some(now_ms);
+        history.last_ms = Some(until_ms);
+        history.last_is_grace = true;
         history.intervals.clear();
     }
 }
@@ -302,5 +309,24 @@ mod tests {
         assert!(d.phi("ghost", 0).is_infinite());
         d.grace("n2", 1_000);
         assert_eq!(d.evaluate(1_100)["n2"], Liveness::Alive);
+    }
+
+    /// A new leader at t=10 s with a 3 s settle period: agents that were backing off while no
+    /// controller led are not judged before 13 s; one that never comes is dead soon after,
+    /// and one that comes late starts a fresh rhythm (no interval spanning the grace).
+    #[test]
+    fn a_grace_covers_the_settle_period_then_judges_as_usual() {
+        let mut d = Detector::new(options());
+        let (takeover, settle_end) = (10_000, 13_000);
+        d.grace("silent", settle_end);
+        d.grace("late", settle_end);
+        for now in (takeover..=settle_end).step_by(100) {
+            assert_eq!(d.evaluate(now)["silent"], Liveness::Alive, "at {now} ms");
+        }
+        regular(&mut d, "late", 12_900, 20_000, 200);
+        assert_eq!(d.evaluate(20_000)["late"], Liveness::Alive);
+        assert_eq!(d.evaluate(20_000)["silent"], Liveness::Dead);
+        let history = &d.nodes["late"];
+        assert!(history.intervals.iter().all(|&i| i == 200.0), "{history:?}");
     }
 }

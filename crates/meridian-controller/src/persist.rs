@@ -179,6 +179,8 @@ impl Controller {
         let final_count = plans.iter().filter(|(p, _)| p.status.is_final()).count();
         let mut skip_final = final_count.saturating_sub(self.config.history_max);
         let now_ms = self.now_ms();
+        // Agents get the settle period to find this leader before any is judged.
+        let grace_until_ms = now_ms + self.config.settle.as_millis() as u64;
         let mut inner = self.lock();
         inner.spec = spec;
         inner.plans.clear();
@@ -228,7 +230,7 @@ impl Controller {
         }
         for entry in &observed.entries {
             let record: ObservedRecord = from_json(entry)?;
-            inner.detector.grace(&record.node, now_ms);
+            inner.detector.grace(&record.node, grace_until_ms);
             let state = inner.nodes.entry(record.node.clone()).or_default();
             state.observed_revision = Some(entry.mod_revision);
             if state.last_sync_ms.is_none() {
@@ -239,7 +241,7 @@ impl Controller {
         // Agents that synced while this controller followed are known too.
         let names: Vec<String> = inner.nodes.keys().cloned().collect();
         for name in names {
-            inner.detector.grace(&name, now_ms);
+            inner.detector.grace(&name, grace_until_ms);
         }
         if let Some(leader) = inner.leader.as_mut() {
             leader.next_plan_id = next_plan_id;

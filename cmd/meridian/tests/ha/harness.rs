@@ -121,6 +121,20 @@ fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_meridian")
 }
 
+impl Drop for Cluster {
+    /// A failed run keeps its directory (logs of every controller and agent, their state) so
+    /// the failure can be read afterwards; a passing run cleans up.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "kept the cluster's logs and state in {}",
+                self.dir.path().display()
+            );
+        }
+    }
+}
+
 impl Cluster {
     pub async fn start(controllers: usize) -> Cluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -178,7 +192,7 @@ impl Cluster {
     pub fn start_agent(&mut self, node: &str) {
         let controllers: Vec<String> = self.controllers.iter().map(|(u, _)| u.clone()).collect();
         let config = format!(
-            "node: {node}\ncontrollers: {controllers:?}\ntoken: {token}\nstate_dir: {dir}\nheartbeat_ms: 200\nproducts:\n  db:\n    command: [/bin/sh, -c, 'sleep 1; echo $MERIDIAN_STATE > ready; exec sleep 100000']\n    health: {{command: [test, -f, '{{dir}}/ready'], timeout_ms: 1000}}\n    stop_grace_ms: 200\n",
+            "node: {node}\ncontrollers: {controllers:?}\ntoken: {token}\nstate_dir: {dir}\nheartbeat_ms: 200\nsync_backoff_max_ms: 500\nproducts:\n  db:\n    command: [/bin/sh, -c, 'sleep 1; echo $MERIDIAN_STATE > ready; exec sleep 100000']\n    health: {{command: [test, -f, '{{dir}}/ready'], timeout_ms: 1000}}\n    stop_grace_ms: 200\n",
             token = agent_token(node),
             dir = self.path(&format!("agents/{node}")),
         );

@@ -114,6 +114,14 @@ async fn controllers_fail_over_mid_plan_and_agents_keep_serving() {
         .await
         .expect("the drain plan");
     assert_eq!(plan["status"], "done", "{plan:#}");
+    // No node was declared dead while agents were finding the new leader.
+    let nodes = cluster
+        .get(&second_leader, "/v1/nodes")
+        .await
+        .expect("nodes");
+    for node in nodes["nodes"].as_array().expect("a node list") {
+        assert_eq!(node["liveness"], "alive", "{node:#}");
+    }
     let executed = check_executed(&cluster);
     assert!(executed > 0);
 
