@@ -50,11 +50,22 @@ impl Actuator for Noop {
     ) -> Result<(), ActuatorError> {
         Ok(())
     }
-    async fn promote(&self, _: &TransitionContext, _: &str, _: &str) -> Result<(), ActuatorError> {
+    async fn promote(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<(), ActuatorError> {
         Ok(())
     }
-    async fn demote(&self, _: &TransitionContext, _: &str, _: &str) -> Result<(), ActuatorError> {
-        Ok(())
+    async fn demote(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<String>, ActuatorError> {
+        Ok(None)
     }
     async fn stop(&self, _: &TransitionContext, _: &str) -> Result<(), ActuatorError> {
         Ok(())
@@ -63,6 +74,7 @@ impl Actuator for Noop {
         Observation {
             health: Health::Serving,
             heat: Vec::new(),
+            endpoint: None,
         }
     }
     async fn ensure_running(&self, _: &ReplicaContext, _: &str) -> Result<(), ActuatorError> {

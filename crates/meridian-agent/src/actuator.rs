@@ -25,22 +25,49 @@ use crate::durable::StateError;
 /// The actuators of an agent, by product name.
 pub type Actuators = BTreeMap<String, Arc<dyn Actuator>>;
 
-/// Bytes copied so far by a running transition, shared between the actuator (which writes)
-/// and the agent (which reports it each sync).
-#[derive(Debug, Clone, Default)]
-pub struct Progress(Arc<AtomicU64>);
+/// How far a running transition got: bytes copied so far and, once the product can say,
+/// how far the copy trails its source. Shared between the actuator (which writes) and the
+/// agent (which reports it each sync).
+#[derive(Debug, Clone)]
+pub struct Progress(Arc<ProgressCounters>);
+
+#[derive(Debug)]
+struct ProgressCounters {
+    bytes_done: AtomicU64,
+    /// `u64::MAX` while unknown.
+    lag_bytes: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress(Arc::new(ProgressCounters {
+            bytes_done: AtomicU64::new(0),
+            lag_bytes: AtomicU64::new(u64::MAX),
+        }))
+    }
+}
 
 impl Progress {
     pub fn set_bytes_done(&self, bytes_done: u64) {
-        self.0.store(bytes_done, Ordering::Relaxed);
+        self.0.bytes_done.store(bytes_done, Ordering::Relaxed);
     }
 
     pub fn add_bytes_done(&self, bytes: u64) {
-        self.0.fetch_add(bytes, Ordering::Relaxed);
+        self.0.bytes_done.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn bytes_done(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.bytes_done.load(Ordering::Relaxed)
+    }
+
+    pub fn set_lag_bytes(&self, lag_bytes: u64) {
+        self.0
+            .lag_bytes
+            .store(lag_bytes.min(u64::MAX - 1), Ordering::Relaxed);
+    }
+
+    pub fn lag_bytes(&self) -> Option<u64> {
+        Some(self.0.lag_bytes.load(Ordering::Relaxed)).filter(|&lag| lag != u64::MAX)
     }
 }
 
@@ -84,6 +111,29 @@ pub struct Observation {
     pub health: Health,
     /// Measured load by dimension name (`cpu` in cores, `mem_gib`, ...).
     pub heat: Vec<(String, f64)>,
+    /// Where the replica serves (`host:port` or a URL), if peers reach it directly: the
+    /// controller passes it on to replicas that copy from it or follow it.
+    pub endpoint: Option<String>,
+}
+
+impl Observation {
+    /// Expected to run but not answering.
+    pub fn failing() -> Observation {
+        Observation {
+            health: Health::Failing,
+            heat: Vec::new(),
+            endpoint: None,
+        }
+    }
+
+    /// Being created, copied or changed by a transition.
+    pub fn starting() -> Observation {
+        Observation {
+            health: Health::Starting,
+            heat: Vec::new(),
+            endpoint: None,
+        }
+    }
 }
 
 /// Why an actuator could not do what it was asked; reported to the controller as the
@@ -130,22 +180,40 @@ pub trait Actuator: Send + Sync {
     ) -> Result<(), ActuatorError>;
 
     /// Moves the replica from `from` into the leader state `to`. The controller sends it only
-    /// once the old leader is fenced.
+    /// once the old leader is fenced. `handoff` is the position the demoted leader reported
+    /// ([`Actuator::demote`]): the replica must have caught up to it before it takes writes,
+    /// and must refuse (fail) rather than promote without it. None when the old leader died.
     async fn promote(
         &self,
         ctx: &TransitionContext,
         from: &str,
         to: &str,
+        handoff: Option<&str>,
     ) -> Result<(), ActuatorError>;
 
     /// Moves the replica out of the leader state (or between two other states). When it
-    /// returns, the replica no longer acts in `from`.
+    /// returns, the replica no longer acts in `from`: a demoted leader takes no more writes.
+    /// Returns the product's position where writes stopped (an LSN, an offset), if it has
+    /// one, for the successor's promotion to wait for.
     async fn demote(
         &self,
         ctx: &TransitionContext,
         from: &str,
         to: &str,
-    ) -> Result<(), ActuatorError>;
+    ) -> Result<Option<String>, ActuatorError>;
+
+    /// Points a non-leader replica at its partition's serving leader (the controller says
+    /// which, and says again when it changes). Idempotent; the agent never runs it while a
+    /// transition runs on the replica. Products without replication need nothing.
+    async fn follow(
+        &self,
+        replica: &ReplicaContext,
+        state: &str,
+        leader: &Source,
+    ) -> Result<(), ActuatorError> {
+        let _ = (replica, state, leader);
+        Ok(())
+    }
 
     /// Stops the replica and removes it, data included, from this node. Already gone:
     /// nothing to do.

@@ -12,12 +12,14 @@
 //! 4. A finished transition updates the assignment on disk, then the journal, then the
 //!    agent syncs at once to report it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_wire::{
-    Command, Epoch, ReplicaKey, SyncRequest, SyncResponse, TransitionId, TransitionReport,
+    Command, Epoch, LeaderHint, ReplicaKey, Source, SyncRequest, SyncResponse, TransitionId,
+    TransitionReport,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,7 +28,7 @@ use tracing::Instrument;
 use crate::actuator::{Actuator, ActuatorError, Actuators, Progress, TransitionContext};
 use crate::config::AgentConfig;
 use crate::durable::StateError;
-use crate::executor::{Executor, Finished, Job};
+use crate::executor::{Executor, Finished, Job, Work};
 use crate::intake;
 use crate::journal::{EntryStatus, ExecutedLog, ExecutedRecord, Journal, UNACKNOWLEDGED_MAX};
 use crate::paths::{encode_component, replica_dir};
@@ -115,6 +117,10 @@ struct Agent {
     /// A controller has answered since start: registration was delivered, and transitions
     /// may run (the answer's epoch fenced anything stale).
     synced: bool,
+    /// The leader each replica was last pointed at ([`Work::Follow`]). In memory only: after
+    /// a restart the first hint points each replica again, which actuators take as a no-op
+    /// when nothing changed.
+    following: BTreeMap<ReplicaKey, Source>,
 }
 
 impl Agent {
@@ -149,6 +155,7 @@ impl Agent {
             executor,
             incarnation: incarnation(),
             synced: false,
+            following: BTreeMap::new(),
         };
         Ok((agent, finished))
     }
@@ -262,7 +269,11 @@ impl Agent {
                 id: entry.command.id.clone(),
                 status: entry
                     .status
-                    .to_wire(self.executor.bytes_done(&entry.command.id)),
+                    .to_wire(self.executor.progress(&entry.command.id)),
+                handoff: match &entry.status {
+                    EntryStatus::Done { handoff } => handoff.clone(),
+                    _ => None,
+                },
             })
             .collect();
         SyncRequest {
@@ -305,7 +316,49 @@ impl Agent {
         if let Err(error) = self.journal.persist() {
             tracing::error!("{error}");
         }
+        if response.epoch == self.state.epoch_seen {
+            self.follow_leaders(&response.leaders);
+        }
         heartbeat
+    }
+
+    /// Points idle replicas at their partition's leader where it changed. A replica with
+    /// transitions queued or running is left alone: its transitions change what it follows,
+    /// and the next hint comes after them.
+    fn follow_leaders(&mut self, hints: &[LeaderHint]) {
+        for hint in hints {
+            let Some(assigned) = self.state.assignment.get(&hint.replica) else {
+                continue;
+            };
+            if self.following.get(&hint.replica) == Some(&hint.leader)
+                || self.executor.is_busy(&hint.replica)
+                || !self.executor.has_room()
+            {
+                continue;
+            }
+            let Some(actuator) = self.actuators.get(&assigned.product).cloned() else {
+                continue;
+            };
+            let replica = &hint.replica;
+            tracing::info!(%replica, leader = %hint.leader.node, "following");
+            let context = self.replicas().context(replica, &assigned.product);
+            self.executor.launch(Job {
+                actuator,
+                ctx: TransitionContext {
+                    id: TransitionId(format!("follow/{replica}")),
+                    epoch: context.epoch,
+                    replica: context.replica,
+                    product: context.product,
+                    replica_dir: context.replica_dir,
+                    progress: Progress::default(),
+                },
+                work: Work::Follow {
+                    state: assigned.state.clone(),
+                    leader: hint.leader.clone(),
+                },
+                rollback_on_failure: false,
+            });
+        }
     }
 
     /// Writes the state if it has unsaved changes; true when the disk matches memory.
@@ -467,7 +520,7 @@ impl Agent {
                 product: command.product,
                 progress: Progress::default(),
             },
-            action: command.action,
+            work: Work::Transition(command.action),
             actuator,
         }
     }
@@ -475,16 +528,30 @@ impl Agent {
     /// Records a worker's outcome: the assignment first (on success), then the journal.
     fn finish(&mut self, done: Finished) {
         self.executor.finish(&done.replica);
+        if let Work::Follow { leader, .. } = done.work {
+            match done.outcome {
+                Ok(_) => {
+                    self.following.insert(done.replica, leader);
+                }
+                Err(error) => {
+                    let replica = &done.replica;
+                    tracing::warn!(%replica, "cannot follow {}: {error}", leader.node);
+                }
+            }
+            return;
+        }
+        // A transition changes what the replica follows (or whether it follows at all).
+        self.following.remove(&done.replica);
         let Some(entry) = self.journal.get(&done.id).cloned() else {
             tracing::error!(id = %done.id, "finished a transition the journal does not hold");
             return;
         };
         let status = match done.outcome {
-            Ok(()) => {
+            Ok(handoff) => {
                 intake::apply_done(&mut self.state.assignment, &entry.command);
                 self.state_unsaved = true;
                 if self.save_state() {
-                    EntryStatus::Done
+                    EntryStatus::Done { handoff }
                 } else {
                     let error = format!(
                         "done, but {} could not be written",

@@ -1,40 +1,62 @@
 //! Runs accepted transitions: concurrently across replicas, one at a time per replica in
-//! arrival order, at most `concurrent_max` at once. Decisions (whether a transition may
-//! run, what its outcome means) are the agent's; this module only queues, launches workers
-//! and hands their outcomes back over a channel.
+//! arrival order, at most `concurrent_max` at once. A replica's work also includes
+//! re-pointing it at a new leader ([`Work::Follow`]), which takes the replica like a
+//! transition does, so the two never overlap. Decisions (whether a transition may run, what
+//! its outcome means) are the agent's; this module only queues, launches workers and hands
+//! their outcomes back over a channel.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use meridian_wire::{Action, ReplicaKey, TransitionId};
+use meridian_wire::{Action, ReplicaKey, Source, TransitionId};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::actuator::{Actuator, ActuatorError, Progress, TransitionContext};
 
-/// One transition to execute.
+/// What a job does to its replica.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A transition the controller commanded (journaled, reported).
+    Transition(Action),
+    /// Follow the partition's leader (the controller's hint; not journaled: the next hint
+    /// repeats it).
+    Follow { state: String, leader: Source },
+}
+
+impl Work {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Work::Transition(action) => action.name(),
+            Work::Follow { .. } => "follow",
+        }
+    }
+}
+
+/// One piece of work to execute.
 pub struct Job {
     pub actuator: Arc<dyn Actuator>,
     pub ctx: TransitionContext,
-    pub action: Action,
+    pub work: Work,
     /// On failure, stop the replica again: the transition was creating it, and a partial
     /// replica must not linger.
     pub rollback_on_failure: bool,
 }
 
-/// A worker's outcome.
+/// A worker's outcome: for a transition, the handoff a demotion reported.
 #[derive(Debug)]
 pub struct Finished {
     pub id: TransitionId,
     pub replica: ReplicaKey,
-    pub outcome: Result<(), String>,
+    pub work: Work,
+    pub outcome: Result<Option<String>, String>,
 }
 
 pub struct Executor {
     queues: BTreeMap<ReplicaKey, VecDeque<TransitionId>>,
-    /// The transition each busy replica runs, with its progress.
-    running: BTreeMap<ReplicaKey, (TransitionId, Action, Progress)>,
+    /// The work each busy replica runs, with its progress.
+    running: BTreeMap<ReplicaKey, (TransitionId, Work, Progress)>,
     workers: JoinSet<()>,
     finished: mpsc::Sender<Finished>,
     concurrent_max: usize,
@@ -99,12 +121,12 @@ impl Executor {
         );
         let entry = (
             job.ctx.id.clone(),
-            job.action.clone(),
+            job.work.clone(),
             job.ctx.progress.clone(),
         );
         self.running.insert(replica, entry);
         let span = tracing::info_span!(
-            "transition", id = %job.ctx.id, replica = %job.ctx.replica, action = job.action.name()
+            "transition", id = %job.ctx.id, replica = %job.ctx.replica, action = job.work.name()
         );
         let finished = self.finished.clone();
         self.workers.spawn(work(job, finished).instrument(span));
@@ -116,18 +138,32 @@ impl Executor {
         while self.workers.try_join_next().is_some() {}
     }
 
-    pub fn bytes_done(&self, id: &TransitionId) -> u64 {
+    /// The progress of a running transition.
+    pub fn progress(&self, id: &TransitionId) -> Option<&Progress> {
         self.running
             .values()
             .find(|(running, _, _)| running == id)
-            .map_or(0, |(_, _, progress)| progress.bytes_done())
+            .map(|(_, _, progress)| progress)
+    }
+
+    /// Whether `replica` runs something now or has transitions waiting.
+    pub fn is_busy(&self, replica: &ReplicaKey) -> bool {
+        self.running.contains_key(replica) || self.queues.contains_key(replica)
+    }
+
+    /// Whether a job may start now (fewer than the maximum run).
+    pub fn has_room(&self) -> bool {
+        self.running.len() < self.concurrent_max
     }
 
     /// The transitions running now, by replica.
     pub fn running(&self) -> impl Iterator<Item = (&ReplicaKey, &TransitionId, &Action)> {
         self.running
             .iter()
-            .map(|(replica, (id, action, _))| (replica, id, action))
+            .filter_map(|(replica, (id, work, _))| match work {
+                Work::Transition(action) => Some((replica, id, action)),
+                Work::Follow { .. } => None,
+            })
     }
 
     /// Abandons running workers (the agent is stopping; their transitions are still
@@ -140,7 +176,7 @@ impl Executor {
 
 async fn work(job: Job, finished: mpsc::Sender<Finished>) {
     let started = std::time::Instant::now();
-    let mut outcome = execute(&*job.actuator, &job.ctx, &job.action)
+    let mut outcome = execute(&*job.actuator, &job.ctx, &job.work)
         .await
         .map_err(|e| e.to_string());
     if let Err(error) = &outcome {
@@ -154,6 +190,7 @@ async fn work(job: Job, finished: mpsc::Sender<Finished>) {
     let report = Finished {
         id: job.ctx.id.clone(),
         replica: job.ctx.replica.clone(),
+        work: job.work,
         outcome,
     };
     // The receiver is gone only when the agent stops: the journal still has the transition.
@@ -163,29 +200,43 @@ async fn work(job: Job, finished: mpsc::Sender<Finished>) {
 async fn execute(
     actuator: &dyn Actuator,
     ctx: &TransitionContext,
-    action: &Action,
-) -> Result<(), ActuatorError> {
+    work: &Work,
+) -> Result<Option<String>, ActuatorError> {
+    let action = match work {
+        Work::Transition(action) => action,
+        Work::Follow { state, leader } => {
+            return actuator
+                .follow(&ctx.replica_context(), state, leader)
+                .await
+                .map(|()| None);
+        }
+    };
     match action {
-        Action::Start { state } => actuator.start(ctx, state).await,
+        Action::Start { state } => actuator.start(ctx, state).await.map(|()| None),
         Action::Replicate {
             state,
             source,
             bytes,
             rate_mbps,
-        } => {
-            actuator
-                .replicate(ctx, state, source, *bytes, *rate_mbps)
-                .await
-        }
-        Action::Promote { from, to } => actuator.promote(ctx, from, to).await,
+        } => actuator
+            .replicate(ctx, state, source, *bytes, *rate_mbps)
+            .await
+            .map(|()| None),
+        Action::Promote { from, to, handoff } => actuator
+            .promote(ctx, from, to, handoff.as_deref())
+            .await
+            .map(|()| None),
         Action::Demote { from, to } => actuator.demote(ctx, from, to).await,
-        Action::Stop { from } => actuator.stop(ctx, from).await,
+        Action::Stop { from } => actuator.stop(ctx, from).await.map(|()| None),
     }
 }
 
 /// Removes what a failed creation left; the error says whether that worked.
 async fn rollback(job: &Job, error: &str) -> String {
-    let state = crate::intake::target_state(&job.action).unwrap_or_default();
+    let Work::Transition(action) = &job.work else {
+        return error.to_string();
+    };
+    let state = crate::intake::target_state(action).unwrap_or_default();
     match job.actuator.stop(&job.ctx, state).await {
         Ok(()) => format!("{error} (rolled back)"),
         Err(rollback) => format!("{error} (rollback failed too: {rollback})"),

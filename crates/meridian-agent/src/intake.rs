@@ -51,7 +51,7 @@ pub fn check_arrival(
 fn check_action(action: &Action) -> Result<(), String> {
     let states: Vec<&str> = match action {
         Action::Start { state } | Action::Replicate { state, .. } => vec![state],
-        Action::Promote { from, to } | Action::Demote { from, to } => vec![from, to],
+        Action::Promote { from, to, .. } | Action::Demote { from, to } => vec![from, to],
         Action::Stop { from } => vec![from],
     };
     if states.iter().any(|s| s.is_empty()) {
@@ -101,7 +101,7 @@ pub fn check_execution(
         (Action::Promote { .. } | Action::Demote { .. } | Action::Stop { .. }, None) => {
             Err(format!("replica {replica} is not on this node"))
         }
-        (Action::Promote { from, to } | Action::Demote { from, to }, Some(assigned)) => {
+        (Action::Promote { from, to, .. } | Action::Demote { from, to }, Some(assigned)) => {
             if &assigned.state == from || &assigned.state == to {
                 Ok(())
             } else {
@@ -193,6 +193,7 @@ mod tests {
         Action::Promote {
             from: from.into(),
             to: to.into(),
+            handoff: None,
         }
     }
 
@@ -227,6 +228,7 @@ mod tests {
             source: Source {
                 node: "n2".into(),
                 address: None,
+                endpoint: None,
             },
             bytes: 1,
             rate_mbps: f64::NAN,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use meridian_wire::{Command, Epoch, ReplicaKey, TransitionId, TransitionStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::actuator::Progress;
 use crate::durable::{self, StateError};
 
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -37,9 +38,19 @@ const FORMAT: u32 = 1;
 pub enum EntryStatus {
     Queued,
     Running,
-    Done,
-    Failed { error: String },
-    Refused { reason: String },
+    Done {
+        /// What a demotion reported for its successor (see [`Actuator::demote`]).
+        ///
+        /// [`Actuator::demote`]: crate::actuator::Actuator::demote
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handoff: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 impl EntryStatus {
@@ -47,10 +58,14 @@ impl EntryStatus {
         !matches!(self, EntryStatus::Queued | EntryStatus::Running)
     }
 
-    pub fn to_wire(&self, bytes_done: u64) -> TransitionStatus {
+    /// The status as reported, with the progress of a running transition.
+    pub fn to_wire(&self, progress: Option<&Progress>) -> TransitionStatus {
         match self {
-            EntryStatus::Queued | EntryStatus::Running => TransitionStatus::Running { bytes_done },
-            EntryStatus::Done => TransitionStatus::Done,
+            EntryStatus::Queued | EntryStatus::Running => TransitionStatus::Running {
+                bytes_done: progress.map_or(0, Progress::bytes_done),
+                lag_bytes: progress.and_then(Progress::lag_bytes),
+            },
+            EntryStatus::Done { .. } => TransitionStatus::Done,
             EntryStatus::Failed { error } => TransitionStatus::Failed {
                 error: error.clone(),
             },
@@ -362,7 +377,7 @@ mod tests {
         let total = FINISHED_KEPT_MAX + 10;
         let ids: Vec<TransitionId> = (0..total).map(|i| id(&format!("t{i}"))).collect();
         for transition in &ids {
-            journal.insert(command(&transition.0), EntryStatus::Done);
+            journal.insert(command(&transition.0), EntryStatus::Done { handoff: None });
         }
         journal.acknowledge(&ids);
         assert_eq!(journal.len(), FINISHED_KEPT_MAX + 1);
@@ -382,7 +397,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let entry = serde_json::to_string(&Entry {
             command: command("x"),
-            status: EntryStatus::Done,
+            status: EntryStatus::Done { handoff: None },
             acknowledged: false,
             sequence: 0,
         })

@@ -30,6 +30,7 @@ mod intake;
 pub mod journal;
 pub mod paths;
 pub mod process;
+pub mod products;
 mod report;
 pub mod state;
 pub mod sync;

@@ -51,7 +51,7 @@ pub async fn observe_all(replicas: &Replicas<'_>, actuators: &Actuators) -> Vec<
     let mut out = Vec::with_capacity(replicas.assignment.len());
     for (replica, assigned) in replicas.assignment {
         let Some(actuator) = actuators.get(&assigned.product).cloned() else {
-            out.push(status(replica, assigned, failing()));
+            out.push(status(replica, assigned, Observation::failing()));
             continue;
         };
         let context = replicas.context(replica, &assigned.product);
@@ -61,7 +61,7 @@ pub async fn observe_all(replicas: &Replicas<'_>, actuators: &Actuators) -> Vec<
             status(
                 &context.replica,
                 &assigned,
-                observed.unwrap_or_else(|_| failing()),
+                observed.unwrap_or_else(|_| Observation::failing()),
             )
         });
     }
@@ -87,6 +87,7 @@ pub fn starting(replica: &ReplicaKey, product: &str, action: &Action) -> Option<
         state: state.clone(),
         health: Health::Starting,
         heat: Vec::new(),
+        endpoint: None,
     })
 }
 
@@ -97,12 +98,6 @@ fn status(replica: &ReplicaKey, assigned: &Assigned, observed: Observation) -> R
         state: assigned.state.clone(),
         health: observed.health,
         heat: observed.heat,
-    }
-}
-
-fn failing() -> Observation {
-    Observation {
-        health: Health::Failing,
-        heat: Vec::new(),
+        endpoint: observed.endpoint,
     }
 }

@@ -87,6 +87,7 @@ fn promote() -> Action {
     Action::Promote {
         from: "Follower".into(),
         to: "Leader".into(),
+        handoff: None,
     }
 }
 
@@ -495,12 +496,23 @@ impl Actuator for HalfwayCopy {
         Ok(())
     }
 
-    async fn promote(&self, _: &TransitionContext, _: &str, _: &str) -> Result<(), ActuatorError> {
+    async fn promote(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<(), ActuatorError> {
         Ok(())
     }
 
-    async fn demote(&self, _: &TransitionContext, _: &str, _: &str) -> Result<(), ActuatorError> {
-        Ok(())
+    async fn demote(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<String>, ActuatorError> {
+        Ok(None)
     }
 
     async fn stop(&self, _: &TransitionContext, _: &str) -> Result<(), ActuatorError> {
@@ -511,6 +523,7 @@ impl Actuator for HalfwayCopy {
         Observation {
             health: Health::Serving,
             heat: vec![("disk_gib".into(), 1.0)],
+            endpoint: None,
         }
     }
 
@@ -535,13 +548,17 @@ async fn a_copy_reports_its_bytes_while_it_runs() {
             source: Source {
                 node: "n2".into(),
                 address: Some("127.0.0.1:1".into()),
+                endpoint: None,
             },
             bytes: 1_000,
             rate_mbps: 50.0,
         };
         controller.send(command("t1", 1, orders.clone(), copy));
         wait_for("half the bytes reported", || {
-            let halfway = TransitionStatus::Running { bytes_done: 500 };
+            let halfway = TransitionStatus::Running {
+                bytes_done: 500,
+                lag_bytes: None,
+            };
             (controller.status_of("t1") == Some(halfway)).then_some(())
         })
         .await;

@@ -220,7 +220,7 @@ async fn a_state_change_restarts_into_the_new_state_once() {
         // Let the workload record its launch before it is replaced.
         wait_launches(&fixture, 1).await;
         actuator
-            .promote(&fixture.ctx("t2", 2), "Follower", "Leader")
+            .promote(&fixture.ctx("t2", 2), "Follower", "Leader", None)
             .await
             .expect("promote");
         let leader = fixture.pid();
@@ -234,7 +234,7 @@ async fn a_state_change_restarts_into_the_new_state_once() {
 
         // Repeated (as after a crash mid-way): converged already, nothing restarts.
         actuator
-            .promote(&fixture.ctx("t2", 2), "Follower", "Leader")
+            .promote(&fixture.ctx("t2", 2), "Follower", "Leader", None)
             .await
             .expect("promote again");
         assert_eq!(fixture.pid(), leader);
@@ -274,7 +274,7 @@ async fn a_state_change_hook_runs_instead_of_a_restart_and_survives_adoption() {
             .expect("start");
         let pid = fixture.pid();
         actuator
-            .promote(&fixture.ctx("t2", 1), "Follower", "Leader")
+            .promote(&fixture.ctx("t2", 1), "Follower", "Leader", None)
             .await
             .expect("promote");
         assert_eq!(fixture.file("hook").as_deref(), Some("Follower->Leader"));
@@ -446,7 +446,7 @@ async fn a_failing_hook_fails_the_change_and_the_replica_stays_supervised() {
         let pid = fixture.pid();
         wait_launches(&fixture, 1).await;
         let error = actuator
-            .promote(&fixture.ctx("t2", 1), "Follower", "Leader")
+            .promote(&fixture.ctx("t2", 1), "Follower", "Leader", None)
             .await
             .expect_err("the hook fails");
         assert!(error.to_string().contains("status 4"), "{error}");

@@ -100,6 +100,7 @@ pub(crate) struct Inner {
     pub nodes: BTreeMap<String, NodeState>,
     pub detector: Detector,
     pub liveness: BTreeMap<String, Liveness>,
+    pub leaders: crate::leaders::LeaderIndex,
     pub plans: BTreeMap<u64, PlanEntry>,
     /// The desired placement by group, with each key's store revision and whether it is
     /// written yet.
@@ -127,6 +128,32 @@ impl Inner {
 
     pub fn epoch(&self) -> Option<Epoch> {
         self.leader.as_ref().map(|l| l.epoch)
+    }
+
+    /// Whether `state` is the leader state of `product` (false for unknown products).
+    pub fn is_leader_state(&self, product: &str, state: &str) -> bool {
+        self.spec.as_ref().is_some_and(|spec| {
+            spec.fleet.products.iter().any(|model| {
+                model.name == product
+                    && model
+                        .leader
+                        .is_some_and(|l| model.states[l.index()] == state)
+            })
+        })
+    }
+
+    /// Re-reads which partitions `node` leads from its last report.
+    pub fn index_leaders_of(&mut self, node: &str) {
+        let replicas = self
+            .nodes
+            .get(node)
+            .map(|n| n.replicas.clone())
+            .unwrap_or_default();
+        let mut index = std::mem::take(&mut self.leaders);
+        index.record(node, &replicas, |product, state| {
+            self.is_leader_state(product, state)
+        });
+        self.leaders = index;
     }
 
     pub fn liveness_of(&self, node: &str) -> Liveness {
@@ -181,6 +208,7 @@ impl Controller {
                 nodes: BTreeMap::new(),
                 detector,
                 liveness: BTreeMap::new(),
+                leaders: Default::default(),
                 plans: BTreeMap::new(),
                 targets: BTreeMap::new(),
                 events: VecDeque::new(),

@@ -103,6 +103,7 @@ mod tests {
             after: Vec::new(),
             commands: (0..commands)
                 .map(|_| CommandRecord {
+                    handoff: None,
                     node: "n".into(),
                     product: "db".into(),
                     replica: ReplicaKey {
@@ -112,6 +113,7 @@ mod tests {
                     action: Action::Promote {
                         from: "Follower".into(),
                         to: "Leader".into(),
+                        handoff: None,
                     },
                     status: CommandStatus::Pending,
                 })
@@ -199,7 +201,14 @@ mod tests {
     fn a_hand_off_promotes_only_after_the_demotion_is_done() {
         let mut p = plan(vec![step(0, 0.0, 0.0, 2)]);
         assert_eq!(ready(&p), vec![(0, 0)]);
-        set(&mut p, (0, 0), CommandStatus::Running { bytes_done: 0 });
+        set(
+            &mut p,
+            (0, 0),
+            CommandStatus::Running {
+                bytes_done: 0,
+                lag_bytes: None,
+            },
+        );
         assert_eq!(ready(&p), vec![]);
         set(&mut p, (0, 0), CommandStatus::Done);
         assert_eq!(ready(&p), vec![(0, 1)]);

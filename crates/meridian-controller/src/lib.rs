@@ -14,6 +14,7 @@ pub mod controller;
 pub mod detector;
 pub mod dispatch;
 pub mod leader;
+pub mod leaders;
 pub mod metrics;
 pub mod ops;
 pub mod persist;

@@ -240,8 +240,10 @@ impl Controller {
         }
         // Agents that synced while this controller followed are known too.
         let names: Vec<String> = inner.nodes.keys().cloned().collect();
+        inner.leaders.clear();
         for name in names {
             inner.detector.grace(&name, grace_until_ms);
+            inner.index_leaders_of(&name);
         }
         if let Some(leader) = inner.leader.as_mut() {
             leader.next_plan_id = next_plan_id;

@@ -191,6 +191,7 @@ fn cleanup_steps(plan: &Plan, first_index: usize, orphans: Vec<Orphan>) -> Vec<S
             end_s,
             after: Vec::new(),
             commands: vec![CommandRecord {
+                handoff: None,
                 node: orphan.node,
                 product: orphan.status.product.clone(),
                 replica: orphan.status.replica.clone(),

@@ -69,6 +69,9 @@ pub enum CommandStatus {
     },
     Running {
         bytes_done: u64,
+        /// How far the copy trails its source, when the product says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lag_bytes: Option<u64>,
     },
     Done,
     Failed {
@@ -84,6 +87,10 @@ pub struct CommandRecord {
     pub replica: ReplicaKey,
     pub action: Action,
     pub status: CommandStatus,
+    /// What a finished demotion reported: where the old leader stopped taking writes. The
+    /// promotion of the same step waits for its replica to catch up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

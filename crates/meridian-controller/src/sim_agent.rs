@@ -19,10 +19,15 @@ pub struct SimAgent {
     pub incarnation: u64,
     pub epoch_seen: i64,
     pub replicas: BTreeMap<ReplicaKey, (String, String)>,
-    journal: BTreeMap<TransitionId, TransitionStatus>,
+    /// Each transition's outcome, with the handoff a demotion reported.
+    journal: BTreeMap<TransitionId, (TransitionStatus, Option<String>)>,
     unacknowledged: BTreeSet<TransitionId>,
     pub executed: Vec<TransitionId>,
     pub refused: Vec<(TransitionId, i64)>,
+    /// Each promotion run, with the handoff it was given.
+    pub promoted: Vec<(TransitionId, Option<String>)>,
+    /// The leader node each replica was last told to follow.
+    pub following: BTreeMap<ReplicaKey, String>,
 }
 
 impl SimAgent {
@@ -36,6 +41,8 @@ impl SimAgent {
             unacknowledged: BTreeSet::new(),
             executed: Vec::new(),
             refused: Vec::new(),
+            promoted: Vec::new(),
+            following: BTreeMap::new(),
         }
     }
 
@@ -54,6 +61,7 @@ impl SimAgent {
                     state: state.clone(),
                     health: Health::Serving,
                     heat: vec![],
+                    endpoint: Some(format!("sim://{}/{replica}", self.node)),
                 })
                 .collect(),
             transitions: self
@@ -61,7 +69,8 @@ impl SimAgent {
                 .iter()
                 .map(|id| TransitionReport {
                     id: id.clone(),
-                    status: self.journal[id].clone(),
+                    status: self.journal[id].0.clone(),
+                    handoff: self.journal[id].1.clone(),
                 })
                 .collect(),
         }
@@ -76,6 +85,9 @@ impl SimAgent {
             self.unacknowledged.remove(id);
         }
         self.epoch_seen = self.epoch_seen.max(response.epoch);
+        for hint in response.leaders {
+            self.following.insert(hint.replica, hint.leader.node);
+        }
         for command in response.commands {
             if command.epoch < self.epoch_seen {
                 self.refused.push((command.id.clone(), command.epoch));
@@ -88,6 +100,7 @@ impl SimAgent {
                 continue;
             }
             let replica = command.replica.clone();
+            let mut handoff = None;
             let status = match &command.action {
                 Action::Start { state } | Action::Replicate { state, .. } => {
                     self.replicas
@@ -98,6 +111,12 @@ impl SimAgent {
                     match self.replicas.get_mut(&replica) {
                         Some(entry) => {
                             entry.1 = to.clone();
+                            if let Action::Promote { handoff, .. } = &command.action {
+                                self.promoted.push((command.id.clone(), handoff.clone()));
+                            } else {
+                                // Where this leader stopped: unique per demotion.
+                                handoff = Some(format!("{}@{}", self.node, command.id));
+                            }
                             TransitionStatus::Done
                         }
                         None => TransitionStatus::Refused {
@@ -111,7 +130,7 @@ impl SimAgent {
                 }
             };
             self.executed.push(command.id.clone());
-            self.journal.insert(command.id.clone(), status);
+            self.journal.insert(command.id.clone(), (status, handoff));
             self.unacknowledged.insert(command.id);
         }
         true

@@ -1,7 +1,8 @@
 //! An agent's sync: take its report, hand it its commands.
 
 use meridian_wire::{
-    Command, NotLeader, SyncRequest, SyncResponse, TransitionReport, TransitionStatus,
+    Action, Command, LeaderHint, NotLeader, ReplicaKey, Source, SyncRequest, SyncResponse,
+    TransitionReport, TransitionStatus,
 };
 
 use crate::controller::{Controller, Inner};
@@ -52,6 +53,7 @@ impl Controller {
             changed |= record_transition(&mut inner, &node, report);
         }
         let commands = commands_for(&inner, &node, epoch);
+        let leaders = leader_hints(&inner, &node, &request);
         self.metrics.commands_sent.inc_by(commands.len() as u64);
         let state = inner.nodes.entry(node).or_default();
         let acknowledged = std::mem::take(&mut state.acks_durable);
@@ -65,6 +67,7 @@ impl Controller {
             commands,
             acknowledged,
             heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            leaders,
         })
     }
 }
@@ -86,7 +89,10 @@ fn record_node(inner: &mut Inner, request: &SyncRequest, now_ms: u64) -> bool {
     state.last_sync_ms = Some(now_ms);
     // Compared field by field: this runs on every heartbeat of every node.
     let same = |a: &meridian_wire::ReplicaStatus, b: &meridian_wire::ReplicaStatus| {
-        a.replica == b.replica && a.state == b.state && a.health == b.health
+        a.replica == b.replica
+            && a.state == b.state
+            && a.health == b.health
+            && a.endpoint == b.endpoint
     };
     let changed = state.replicas.len() != request.replicas.len()
         || !state
@@ -96,6 +102,9 @@ fn record_node(inner: &mut Inner, request: &SyncRequest, now_ms: u64) -> bool {
             .all(|(a, b)| same(a, b));
     state.observed_dirty |= changed;
     state.replicas = request.replicas.clone();
+    if changed {
+        inner.index_leaders_of(&request.node);
+    }
     if let Some(incarnation) = restarted {
         inner.event(format!(
             "agent on `{}` restarted (incarnation {incarnation})",
@@ -130,11 +139,19 @@ fn record_transition(inner: &mut Inner, node: &str, report: &TransitionReport) -
         }
         return false;
     };
-    let current = &mut entry.record.steps[step].commands[command].status;
+    let record = &mut entry.record.steps[step].commands[command];
+    if report.status == TransitionStatus::Done && record.handoff.is_none() {
+        record.handoff = report.handoff.clone();
+    }
+    let current = &mut record.status;
     let next = match &report.status {
-        TransitionStatus::Running { bytes_done } => match current {
+        TransitionStatus::Running {
+            bytes_done,
+            lag_bytes,
+        } => match current {
             CommandStatus::Sent { .. } | CommandStatus::Running { .. } => CommandStatus::Running {
                 bytes_done: *bytes_done,
+                lag_bytes: *lag_bytes,
             },
             _ => current.clone(),
         },
@@ -184,11 +201,27 @@ fn commands_for(inner: &Inner, node: &str, epoch: i64) -> Vec<Command> {
             if out.len() == COMMANDS_PER_SYNC_MAX {
                 return out;
             }
+            let mut action = record.action.clone();
+            match &mut action {
+                Action::Replicate { source, .. } => {
+                    *source = source_of(inner, &source.node, &record.replica);
+                }
+                Action::Promote { handoff, .. } => {
+                    *handoff = entry.record.steps[s]
+                        .commands
+                        .iter()
+                        .find(|c| {
+                            matches!(c.action, Action::Demote { .. }) && c.replica == record.replica
+                        })
+                        .and_then(|demoted| demoted.handoff.clone());
+                }
+                _ => {}
+            }
             out.push(Command {
                 id: entry.record.transition_id(s as u32, c),
                 epoch,
                 replica: record.replica.clone(),
-                action: with_source_address(inner, &record.action),
+                action,
                 product: record.product.clone(),
             });
         }
@@ -196,16 +229,46 @@ fn commands_for(inner: &Inner, node: &str, epoch: i64) -> Vec<Command> {
     out
 }
 
-fn with_source_address(inner: &Inner, action: &meridian_wire::Action) -> meridian_wire::Action {
-    let mut action = action.clone();
-    if let meridian_wire::Action::Replicate { source, .. } = &mut action {
-        source.address = inner
-            .nodes
-            .get(&source.node)
+/// `replica` on `node`, with the addresses its agent last reported: the agent's data
+/// address and the replica's own endpoint.
+fn source_of(inner: &Inner, node: &str, replica: &ReplicaKey) -> Source {
+    let state = inner.nodes.get(node);
+    Source {
+        node: node.to_string(),
+        address: state
             .and_then(|n| n.registration.as_ref())
-            .and_then(|r| r.data_address.clone());
+            .and_then(|r| r.data_address.clone()),
+        endpoint: state
+            .and_then(|n| n.replicas.iter().find(|r| &r.replica == replica))
+            .and_then(|r| r.endpoint.clone()),
     }
-    action
+}
+
+/// The serving leader of each partition `node` reports a non-leader replica of, on another
+/// live node.
+fn leader_hints(inner: &Inner, node: &str, request: &SyncRequest) -> Vec<LeaderHint> {
+    request
+        .replicas
+        .iter()
+        .filter(|r| !inner.is_leader_state(&r.product, &r.state))
+        .filter_map(|r| {
+            let claim = inner.leaders.leader(&r.replica, |n| {
+                n != node && inner.liveness_of(n) == crate::detector::Liveness::Alive
+            })?;
+            Some(LeaderHint {
+                replica: r.replica.clone(),
+                leader: Source {
+                    node: claim.node.clone(),
+                    address: inner
+                        .nodes
+                        .get(&claim.node)
+                        .and_then(|n| n.registration.as_ref())
+                        .and_then(|reg| reg.data_address.clone()),
+                    endpoint: claim.endpoint.clone(),
+                },
+            })
+        })
+        .collect()
 }
 
 /// For tests and the API: a plan's command by transition id.

@@ -46,6 +46,7 @@ fn commands(
     let state = |s: StateId| model.state_name(s).to_string();
     let leader = model.leader;
     let command = |node: NodeId, action: Action| CommandRecord {
+        handoff: None,
         node: fleet.topology.node_name(node).to_string(),
         product: model.name.clone(),
         replica: ReplicaKey {
@@ -70,6 +71,7 @@ fn commands(
                 source: Source {
                     node: fleet.topology.node_name(*source).to_string(),
                     address: None,
+                    endpoint: None,
                 },
                 bytes: bytes.max(0.0).round() as u64,
                 rate_mbps: *rate,
@@ -82,7 +84,11 @@ fn commands(
             let promotes = Some(*to) == leader;
             let (from, to) = (state(*from), state(*to));
             let action = if promotes {
-                Action::Promote { from, to }
+                Action::Promote {
+                    from,
+                    to,
+                    handoff: None,
+                }
             } else {
                 Action::Demote { from, to }
             };
@@ -108,6 +114,7 @@ fn commands(
                     Action::Promote {
                         from: state(*promote_from),
                         to: leader_name,
+                        handoff: None,
                     },
                 ),
             ]

@@ -126,6 +126,61 @@ async fn draining_a_node_moves_everything_off_it_and_keeps_spread() {
         })
         .expect("a copy");
     assert!(first_copy < first_stop, "{drain_plan:#?}");
+
+    // Hand-offs: every promotion after a demotion was given what the demoted leader reported.
+    let mut handed_off = 0;
+    for step in &drain_plan.steps {
+        let demoted = step
+            .commands
+            .iter()
+            .find(|c| matches!(c.action, meridian_wire::Action::Demote { .. }));
+        let promoted = step
+            .commands
+            .iter()
+            .position(|c| matches!(c.action, meridian_wire::Action::Promote { .. }));
+        let (Some(demoted), Some(p)) = (demoted, promoted) else {
+            continue;
+        };
+        let id = drain_plan.transition_id(step.id, p);
+        let given = agents
+            .iter()
+            .flat_map(|a| &a.promoted)
+            .find(|(promoted, _)| *promoted == id)
+            .map(|(_, handoff)| handoff.clone());
+        assert_eq!(given, Some(demoted.handoff.clone()), "{id}");
+        assert!(demoted.handoff.is_some(), "{id}: {demoted:?}");
+        handed_off += 1;
+    }
+    assert!(handed_off > 0, "the drain moved a leader: {drain_plan:#?}");
+
+    // Followers are told where their partition's leader now serves.
+    for agent in agents.iter_mut() {
+        agent.sync(&controller);
+    }
+    let leaders: std::collections::BTreeMap<_, _> = agents
+        .iter()
+        .flat_map(|a| {
+            a.replicas
+                .iter()
+                .filter(|(_, (_, state))| state == "Leader")
+                .map(|(replica, _)| (replica.clone(), a.node.clone()))
+        })
+        .collect();
+    let mut followers = 0;
+    for agent in &agents {
+        for (replica, (_, state)) in &agent.replicas {
+            if state != "Leader" {
+                assert_eq!(
+                    agent.following.get(replica),
+                    leaders.get(replica),
+                    "{} follows the leader of {replica}",
+                    agent.node
+                );
+                followers += 1;
+            }
+        }
+    }
+    assert!(followers > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

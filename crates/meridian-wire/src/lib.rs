@@ -48,12 +48,16 @@ impl std::fmt::Display for TransitionId {
     }
 }
 
-/// Where a copy reads from.
+/// Where a copy reads from, or which replica a follower follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub node: String,
     /// The source agent's data address (`host:port`), if it serves one.
     pub address: Option<String>,
+    /// The source replica's own endpoint (a PostgreSQL or Redis `host:port`, a model
+    /// server's URL), as its agent last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// What a transition does to one replica on the agent's node. States are the product's
@@ -72,8 +76,15 @@ pub enum Action {
         rate_mbps: f64,
     },
     /// Move the replica into the leader state. Sent only once the old leader is fenced
-    /// (demoted or gone).
-    Promote { from: String, to: String },
+    /// (demoted or gone). `handoff` is where the demoted leader stopped (see
+    /// [`TransitionReport::handoff`]): the replica must have everything up to it before it
+    /// takes writes. None when the old leader died instead of being demoted.
+    Promote {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handoff: Option<String>,
+    },
     /// Move the replica out of the leader state (or between two non-leader states).
     Demote { from: String, to: String },
     /// Stop the replica and remove it from this node.
@@ -123,6 +134,10 @@ pub struct ReplicaStatus {
     /// Measured heat, by dimension name (e.g. `cpu`, `mem_gib`).
     #[serde(default)]
     pub heat: Vec<(String, f64)>,
+    /// Where the replica serves (a `host:port` or URL), for peers that copy from it or
+    /// follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +145,9 @@ pub struct ReplicaStatus {
 pub enum TransitionStatus {
     Running {
         bytes_done: u64,
+        /// How far a copying replica trails its source, in bytes, when the product says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lag_bytes: Option<u64>,
     },
     Done,
     Failed {
@@ -146,6 +164,19 @@ pub struct TransitionReport {
     pub id: TransitionId,
     #[serde(flatten)]
     pub status: TransitionStatus,
+    /// For a finished demotion: the product's position where the replica stopped taking
+    /// writes (a PostgreSQL LSN, a Redis replication offset). The controller hands it to the
+    /// promotion that follows, which waits until its replica has caught up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
+}
+
+/// A partition's serving leader, told to the nodes holding its other replicas so they
+/// follow it (a PostgreSQL standby's `primary_conninfo`, a Redis `REPLICAOF`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    pub replica: ReplicaKey,
+    pub leader: Source,
 }
 
 /// What an agent says about its node when it first syncs (and after every restart).
@@ -185,6 +216,10 @@ pub struct SyncResponse {
     pub acknowledged: Vec<TransitionId>,
     /// How long until the next sync, in milliseconds.
     pub heartbeat_ms: u64,
+    /// The leader of each partition this node holds a non-leader replica of, where one
+    /// serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<LeaderHint>,
 }
 
 /// A controller that is not the leader answers syncs with this (HTTP 503), naming the leader
@@ -212,6 +247,7 @@ mod tests {
                 source: Source {
                     node: "n1".into(),
                     address: Some("127.0.0.1:7001".into()),
+                    endpoint: Some("127.0.0.1:5433".into()),
                 },
                 bytes: 1 << 30,
                 rate_mbps: 100.0,
@@ -231,6 +267,7 @@ mod tests {
             status: TransitionStatus::Failed {
                 error: "disk full".into(),
             },
+            handoff: None,
         };
         let json = serde_json::to_string(&report).expect("serialize");
         assert_eq!(

@@ -343,11 +343,14 @@ impl Actuator for ProcessActuator {
             .await
     }
 
+    /// The workload sees its new state in `MERIDIAN_STATE` after a restart; a generic
+    /// process has no replication position to wait for.
     async fn promote(
         &self,
         ctx: &TransitionContext,
         _from: &str,
         to: &str,
+        _handoff: Option<&str>,
     ) -> Result<(), ActuatorError> {
         self.converge(&ctx.replica_context(), to, Readiness::Healthy)
             .await
@@ -358,9 +361,10 @@ impl Actuator for ProcessActuator {
         ctx: &TransitionContext,
         _from: &str,
         to: &str,
-    ) -> Result<(), ActuatorError> {
+    ) -> Result<Option<String>, ActuatorError> {
         self.converge(&ctx.replica_context(), to, Readiness::Healthy)
             .await
+            .map(|()| None)
     }
 
     async fn stop(&self, ctx: &TransitionContext, _from: &str) -> Result<(), ActuatorError> {
@@ -368,19 +372,13 @@ impl Actuator for ProcessActuator {
     }
 
     async fn observe(&self, replica: &ReplicaContext) -> Observation {
-        let failing = Observation {
-            health: Health::Failing,
-            heat: Vec::new(),
-        };
+        let failing = Observation::failing();
         let Some(slot) = self.existing_slot(&replica.replica) else {
             return failing;
         };
         // Busy: a transition is changing this replica right now.
         let Ok(mut slot) = slot.try_lock() else {
-            return Observation {
-                health: Health::Starting,
-                heat: Vec::new(),
-            };
+            return Observation::starting();
         };
         let Some(supervisor) = &slot.supervisor else {
             return failing;
@@ -388,12 +386,7 @@ impl Actuator for ProcessActuator {
         let state = supervisor.state();
         let identity = match supervisor.status() {
             Status::Running { identity } => identity,
-            Status::Launching => {
-                return Observation {
-                    health: Health::Starting,
-                    heat: Vec::new(),
-                }
-            }
+            Status::Launching => return Observation::starting(),
             Status::Backoff { .. } | Status::Stopped => return failing,
         };
         let heat = procfs::measure_heat(identity, &mut slot.cpu);
@@ -405,7 +398,11 @@ impl Actuator for ProcessActuator {
                 Health::Failing
             }
         };
-        Observation { health, heat }
+        Observation {
+            health,
+            heat,
+            endpoint: None,
+        }
     }
 
     async fn ensure_running(

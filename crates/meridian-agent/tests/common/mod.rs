@@ -253,6 +253,7 @@ async fn sync(
         commands: inner.pending.clone(),
         acknowledged: finished,
         heartbeat_ms: 50,
+        leaders: Vec::new(),
     })
     .into_response()
 }

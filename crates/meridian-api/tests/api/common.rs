@@ -269,6 +269,7 @@ pub fn report(node: &str) -> SyncRequest {
             state: "Leader".into(),
             health: Health::Serving,
             heat: Vec::new(),
+            endpoint: None,
         }]
     } else {
         Vec::new()

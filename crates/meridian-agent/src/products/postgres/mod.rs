@@ -1,0 +1,1 @@
+//! Placeholder until the postgres actuator lands.
