@@ -33,8 +33,9 @@ impl PortRange {
 pub const PORT_FILE: &str = "port";
 
 /// The replica's port: the one it was given before (so peers' configurations stay right
-/// after a restart), else the first port of `range` that no other replica under `root` holds
-/// and that is free now. `replica_dir` is created if needed.
+/// after a restart), else the first port of `range` that no other replica under `root` (the
+/// agent's replicas directory, `<root>/<group>/<partition>/port`) holds and that is free now.
+/// `replica_dir` is created if needed.
 pub fn claim_port(replica_dir: &Path, root: &Path, range: PortRange) -> io::Result<u16> {
     let file = replica_dir.join(PORT_FILE);
     if let Some(port) = read_port(&file)? {
@@ -72,20 +73,33 @@ fn read_port(file: &Path) -> io::Result<Option<u16>> {
     }
 }
 
-/// Ports held by the replicas under `root` (`<root>/<replica>/port`).
+/// Ports held by the replicas under `root` (`<root>/<group>/<partition>/port`).
 fn ports_under(root: &Path) -> io::Result<Vec<u16>> {
-    let entries = match std::fs::read_dir(root) {
+    let mut ports = Vec::new();
+    for group in subdirectories(root)? {
+        for replica in subdirectories(&group)? {
+            if let Ok(Some(port)) = read_port(&replica.join(PORT_FILE)) {
+                ports.push(port);
+            }
+        }
+    }
+    Ok(ports)
+}
+
+fn subdirectories(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut ports = Vec::new();
+    let mut out = Vec::new();
     for entry in entries {
-        if let Ok(Some(port)) = read_port(&entry?.path().join(PORT_FILE)) {
-            ports.push(port);
+        let path = entry?.path();
+        if path.is_dir() {
+            out.push(path);
         }
     }
-    Ok(ports)
+    Ok(out)
 }
 
 /// The user a product's server processes run as (PostgreSQL refuses to run as root).
@@ -199,15 +213,13 @@ mod tests {
             first: 20_000,
             last: 60_000,
         };
-        let a = claim_port(&root.path().join("a"), root.path(), range).expect("a port");
-        let b = claim_port(&root.path().join("b"), root.path(), range).expect("b port");
+        let dir = |name: &str| root.path().join("orders").join(name);
+        let a = claim_port(&dir("0"), root.path(), range).expect("a port");
+        let b = claim_port(&dir("1"), root.path(), range).expect("b port");
         assert_ne!(a, b);
-        assert_eq!(
-            claim_port(&root.path().join("a"), root.path(), range).expect("again"),
-            a
-        );
+        assert_eq!(claim_port(&dir("0"), root.path(), range).expect("again"), a);
         let one = PortRange { first: a, last: a };
-        let error = claim_port(&root.path().join("c"), root.path(), one).expect_err("taken");
+        let error = claim_port(&dir("2"), root.path(), one).expect_err("taken");
         assert!(error.to_string().contains("no free port"), "{error}");
     }
 
