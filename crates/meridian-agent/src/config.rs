@@ -158,17 +158,7 @@ impl ProcessConfig {
     /// Checks the options; on error, the field (relative to this product) and the reason.
     pub fn validate(&self) -> Result<(), (String, String)> {
         check_command("command", &self.command)?;
-        for name in self.env.keys() {
-            if name.is_empty() || name.contains(['=', '\0']) {
-                return Err((format!("env.{name}"), "not a valid variable name".into()));
-            }
-            if name.starts_with("MERIDIAN_") {
-                return Err((
-                    format!("env.{name}"),
-                    "MERIDIAN_* is set by the agent".into(),
-                ));
-            }
-        }
+        check_env(&self.env)?;
         for (field, hook) in [
             ("health", &self.health),
             ("state_change", &self.state_change),
@@ -386,14 +376,30 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_command(field: &str, command: &[String]) -> Result<(), (String, String)> {
+/// Extra environment must be valid names, and may not shadow what the agent sets.
+pub(crate) fn check_env(env: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    for name in env.keys() {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err((format!("env.{name}"), "not a valid variable name".into()));
+        }
+        if name.starts_with("MERIDIAN_") {
+            return Err((
+                format!("env.{name}"),
+                "MERIDIAN_* is set by the agent".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_command(field: &str, command: &[String]) -> Result<(), (String, String)> {
     match command.first() {
         Some(program) if !program.is_empty() => Ok(()),
         _ => Err((field.to_string(), "needs a program to run".into())),
     }
 }
 
-fn check_duration(field: &str, value_ms: u64) -> Result<(), (String, String)> {
+pub(crate) fn check_duration(field: &str, value_ms: u64) -> Result<(), (String, String)> {
     if value_ms == 0 {
         return Err((field.to_string(), "must be above 0".into()));
     }

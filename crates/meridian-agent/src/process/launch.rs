@@ -21,6 +21,9 @@ pub struct Placeholders {
     pub node: String,
     pub dir: PathBuf,
     pub epoch: Epoch,
+    /// More values, for hooks that need them (`from`, `rate_mbps`, ...): each is a `{name}`
+    /// placeholder and a `MERIDIAN_<NAME>` variable.
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Placeholders {
@@ -32,7 +35,11 @@ impl Placeholders {
             "node" => Some(self.node.clone()),
             "dir" => Some(self.dir.display().to_string()),
             "epoch" => Some(self.epoch.to_string()),
-            _ => None,
+            _ => self
+                .extra
+                .iter()
+                .find(|(extra, _)| *extra == name)
+                .map(|(_, value)| value.clone()),
         }
     }
 
@@ -72,7 +79,13 @@ impl Placeholders {
 
     /// The `MERIDIAN_*` variables every workload, check and hook gets.
     pub fn environment(&self) -> Vec<(String, String)> {
-        vec![
+        let extra = self.extra.iter().map(|(name, value)| {
+            (
+                format!("MERIDIAN_{}", name.to_ascii_uppercase()),
+                value.clone(),
+            )
+        });
+        let mut environment = vec![
             ("MERIDIAN_GROUP".into(), self.replica.group.clone()),
             (
                 "MERIDIAN_PARTITION".into(),
@@ -85,7 +98,9 @@ impl Placeholders {
                 self.dir.display().to_string(),
             ),
             ("MERIDIAN_EPOCH".into(), self.epoch.to_string()),
-        ]
+        ];
+        environment.extend(extra);
+        environment
     }
 }
 
@@ -98,7 +113,7 @@ pub struct CommandLine {
 }
 
 impl CommandLine {
-    fn command(&self) -> Result<tokio::process::Command, String> {
+    pub fn command(&self) -> Result<tokio::process::Command, String> {
         let Some((program, arguments)) = self.argv.split_first() else {
             return Err("empty command".into());
         };
@@ -205,6 +220,7 @@ mod tests {
             node: "n1".into(),
             dir: PathBuf::from("/data/x/4"),
             epoch: 9,
+            extra: vec![("rate_mbps", "120".into())],
         }
     }
 
@@ -217,16 +233,18 @@ mod tests {
             "${HOME}",
             "{",
             "{x}",
+            "--rate={rate_mbps}",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         assert_eq!(
             values.render(&template),
-            ["--role=Leader", "{state}/4", "${HOME}", "{", "{x}"]
+            ["--role=Leader", "{state}/4", "${HOME}", "{", "{x}", "--rate=120"]
         );
         let env = values.environment();
         assert!(env.contains(&("MERIDIAN_EPOCH".into(), "9".into())));
+        assert!(env.contains(&("MERIDIAN_RATE_MBPS".into(), "120".into())));
         assert!(env.contains(&("MERIDIAN_REPLICA_DIR".into(), "/data/x/4".into())));
     }
 

@@ -15,9 +15,9 @@
 //! leader never overlaps its successor on this node — unless a `state_change` hook is
 //! configured, which then runs instead.
 
-mod launch;
+pub(crate) mod launch;
 pub mod pidfile;
-mod procfs;
+pub(crate) mod procfs;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -124,6 +124,7 @@ impl ProcessActuator {
             node: self.node.clone(),
             dir: replica.replica_dir.clone(),
             epoch: replica.epoch,
+            extra: Vec::new(),
         }
     }
 

@@ -49,7 +49,6 @@ pub fn read_stat(pid: u32) -> Option<ProcStat> {
 }
 
 /// The identity of a live process, `None` if there is none with that pid.
-#[cfg(test)]
 pub fn identify(pid: u32) -> Option<ProcessIdentity> {
     let stat = read_stat(pid)?;
     is_running(stat.state).then_some(ProcessIdentity {

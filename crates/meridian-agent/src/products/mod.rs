@@ -5,7 +5,9 @@
 //!   token-bucket throttle.
 //! - [`postgres`]: a db shard replica is a PostgreSQL instance.
 //! - [`redis`]: a stream partition replica is a Redis instance.
+//! - [`exec`]: any other product, through commands configured per transition.
 
+pub mod exec;
 pub mod postgres;
 pub mod redis;
 pub mod support;

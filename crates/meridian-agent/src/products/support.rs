@@ -102,6 +102,54 @@ fn subdirectories(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     Ok(out)
 }
 
+/// A helper process (a copy, a hook) the agent started for a replica, recorded in a file
+/// so that a restarted agent kills what its predecessor left running before it starts the
+/// work again — two copies into one directory would corrupt it.
+pub mod leftover {
+    use std::io;
+    use std::path::Path;
+
+    use crate::process::procfs::{self, ProcessIdentity};
+
+    /// Records `pid` (its own process group's leader) in `file`.
+    pub fn record(file: &Path, pid: u32) -> io::Result<()> {
+        let Some(identity) = procfs::identify(pid) else {
+            // Already gone: nothing can be left over.
+            return Ok(());
+        };
+        let json = serde_json::to_vec(&identity).map_err(io::Error::other)?;
+        crate::durable::write_atomically(file, &json).map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// Kills the process group recorded in `file`, if that very process still runs, and
+    /// forgets it. True if something was killed.
+    pub fn kill(file: &Path) -> io::Result<bool> {
+        let identity: ProcessIdentity = match std::fs::read(file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let alive = procfs::is_alive(identity);
+        if alive {
+            let group = nix::unistd::Pid::from_raw(identity.pid as i32);
+            // The group may be gone between the check and the kill: that is fine.
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        forget(file)?;
+        Ok(alive)
+    }
+
+    /// The work finished: nothing to kill any more.
+    pub fn forget(file: &Path) -> io::Result<()> {
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The user a product's server processes run as (PostgreSQL refuses to run as root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunAs {
