@@ -191,7 +191,7 @@ async fn measure(replicas: usize, concurrent: usize, noop: bool) -> Result<(usiz
         actuators.insert("ai".to_string(), Arc::new(Noop) as Arc<dyn Actuator>);
         actuators
     } else {
-        meridian_agent::process_actuators(&agent_config).map_err(|e| anyhow!("{e}"))?
+        meridian_agent::actuators(&agent_config).map_err(|e| anyhow!("{e}"))?
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(meridian_agent::run_with(agent_config, actuators, async {

@@ -26,13 +26,14 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::actuator::{Actuator, ActuatorError, Actuators, Progress, TransitionContext};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ProductConfig};
 use crate::durable::StateError;
 use crate::executor::{Executor, Finished, Job, Work};
 use crate::intake;
 use crate::journal::{EntryStatus, ExecutedLog, ExecutedRecord, Journal, UNACKNOWLEDGED_MAX};
 use crate::paths::{encode_component, replica_dir};
 use crate::process::ProcessActuator;
+use crate::products::exec::ExecActuator;
 use crate::report::{self, Replicas};
 use crate::state::{AgentState, StateStore};
 use crate::sync::{ControllerClient, SyncError};
@@ -58,25 +59,33 @@ pub enum AgentError {
     Sync(#[from] SyncError),
 }
 
-/// One [`ProcessActuator`] per configured product, keeping pid files under
+/// The actuator of each configured product. Generic processes keep their pid files under
 /// `<state_dir>/run/<product>`.
-pub fn process_actuators(config: &AgentConfig) -> Result<Actuators, AgentError> {
+pub fn actuators(config: &AgentConfig) -> Result<Actuators, AgentError> {
     let mut actuators = Actuators::new();
     for (name, product) in &config.products {
-        let run_dir = config.state_dir.join("run").join(encode_component(name));
-        let actuator = ProcessActuator::new(name, &config.node, product.clone(), run_dir)?;
-        actuators.insert(name.clone(), Arc::new(actuator));
+        let actuator: Arc<dyn Actuator> = match product {
+            ProductConfig::Process(process) => {
+                let run_dir = config.state_dir.join("run").join(encode_component(name));
+                let actuator = ProcessActuator::new(name, &config.node, process.clone(), run_dir)?;
+                Arc::new(actuator)
+            }
+            ProductConfig::Exec(exec) => {
+                Arc::new(ExecActuator::new(name, &config.node, exec.clone())?)
+            }
+        };
+        actuators.insert(name.clone(), actuator);
     }
     Ok(actuators)
 }
 
-/// Runs the agent with the process actuators its configuration describes, until `shutdown`
+/// Runs the agent with the actuators its configuration describes, until `shutdown`
 /// completes. Workloads keep running after it returns (a restarted agent adopts them).
 pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let actuators = process_actuators(&config)?;
+    let actuators = actuators(&config)?;
     run_with(config, actuators, shutdown).await
 }
 

@@ -12,10 +12,15 @@
 //!   labels: {rack: r1}
 //!   data_address: 10.0.0.1:7100
 //! products:
-//!   db:
-//!     command: [/usr/bin/my-db, --dir, "{dir}", --role, "{state}"]
-//!     health: {command: [/usr/bin/my-db-ping, "{dir}"], timeout_ms: 2000}
+//!   cache:                               # a generic process per replica
+//!     command: [/usr/bin/my-cache, --dir, "{dir}", --role, "{state}"]
+//!     health: {command: [/usr/bin/my-cache-ping, "{dir}"], timeout_ms: 2000}
+//!   batch:                               # or one command per transition
+//!     exec: {hooks: {start: {command: [/opt/batch/hook]}, stop: {command: [/opt/batch/hook]}}}
 //! ```
+//!
+//! A product is either a generic process (`command` and its options) or exactly one of the
+//! product sections (`exec`, ...); docs/actuators.md describes each.
 //!
 //! Relative paths are taken from the configuration file's directory, so a file means the
 //! same thing whatever directory the agent is started from. Unknown fields are errors (a
@@ -185,6 +190,97 @@ impl ProcessConfig {
     }
 }
 
+/// How the agent runs one product's replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProductConfig {
+    /// A process per replica ([`ProcessActuator`](crate::ProcessActuator)).
+    Process(ProcessConfig),
+    /// Commands per transition ([`ExecActuator`](crate::products::exec::ExecActuator)).
+    Exec(crate::products::exec::ExecConfig),
+}
+
+impl ProductConfig {
+    /// Checks the options; on error, the field (relative to this product) and the reason.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            ProductConfig::Process(config) => config.validate(),
+            ProductConfig::Exec(config) => config
+                .validate()
+                .map_err(|(field, reason)| (format!("exec.{field}"), reason)),
+        }
+    }
+}
+
+/// A product as the file has it: the generic process's fields, or one product section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    health: Option<HookConfig>,
+    #[serde(default)]
+    state_change: Option<HookConfig>,
+    #[serde(default = "default_stop_grace_ms")]
+    stop_grace_ms: u64,
+    #[serde(default = "default_restart_backoff_initial_ms")]
+    restart_backoff_initial_ms: u64,
+    #[serde(default = "default_restart_backoff_max_ms")]
+    restart_backoff_max_ms: u64,
+    #[serde(default = "default_start_timeout_ms")]
+    start_timeout_ms: u64,
+    #[serde(default)]
+    exec: Option<crate::products::exec::ExecConfig>,
+}
+
+impl RawProduct {
+    fn into_config(self) -> Result<ProductConfig, (String, String)> {
+        let mut sections: Vec<(&'static str, ProductConfig)> = Vec::new();
+        if let Some(exec) = self.exec {
+            sections.push(("exec", ProductConfig::Exec(exec)));
+        }
+        let process_options =
+            !self.env.is_empty() || self.health.is_some() || self.state_change.is_some();
+        match (self.command, sections.len()) {
+            (Some(command), 0) => Ok(ProductConfig::Process(ProcessConfig {
+                command,
+                env: self.env,
+                health: self.health,
+                state_change: self.state_change,
+                stop_grace_ms: self.stop_grace_ms,
+                restart_backoff_initial_ms: self.restart_backoff_initial_ms,
+                restart_backoff_max_ms: self.restart_backoff_max_ms,
+                start_timeout_ms: self.start_timeout_ms,
+            })),
+            (Some(_), _) => Err((
+                sections[0].0.into(),
+                "give a `command` (a generic process) or a product section, not both".into(),
+            )),
+            (None, 0) => Err((
+                "command".into(),
+                "missing: give a `command` (a generic process) or a product section (`exec`)"
+                    .into(),
+            )),
+            (None, 1) if process_options => Err((
+                sections[0].0.into(),
+                "env, health and state_change belong to a generic process (`command`); a \
+                 product section has its own"
+                    .into(),
+            )),
+            (None, 1) => Ok(sections.remove(0).1),
+            (None, _) => Err((
+                sections[1].0.into(),
+                format!(
+                    "one product section per product (`{}` is given too)",
+                    sections[0].0
+                ),
+            )),
+        }
+    }
+}
+
 /// The agent's validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
@@ -207,7 +303,7 @@ pub struct AgentConfig {
     /// Transitions running at once (each replica still runs one at a time).
     pub transitions_concurrent_max: usize,
     pub registration: RegistrationConfig,
-    pub products: BTreeMap<String, ProcessConfig>,
+    pub products: BTreeMap<String, ProductConfig>,
 }
 
 #[derive(Deserialize)]
@@ -235,7 +331,7 @@ struct RawConfig {
     #[serde(default)]
     registration: RegistrationConfig,
     #[serde(default)]
-    products: BTreeMap<String, ProcessConfig>,
+    products: BTreeMap<String, RawProduct>,
 }
 
 impl AgentConfig {
@@ -298,7 +394,16 @@ impl AgentConfig {
             sync_backoff_max_ms: raw.sync_backoff_max_ms,
             transitions_concurrent_max: raw.transitions_concurrent_max,
             registration: raw.registration,
-            products: raw.products,
+            products: raw
+                .products
+                .into_iter()
+                .map(|(name, product)| {
+                    let config = product
+                        .into_config()
+                        .map_err(|(field, reason)| (format!("products.{name}.{field}"), reason))?;
+                    Ok((name, config))
+                })
+                .collect::<Result<_, (String, String)>>()?,
         })
     }
 
@@ -474,11 +579,57 @@ mod tests {
              health: {{command: [/bin/true], timeout_ms: 100}}\n    stop_grace_ms: 50\n"
         );
         let config = parse(&text).expect("valid");
-        let db = &config.products["db"];
+        let ProductConfig::Process(db) = &config.products["db"] else {
+            panic!("a generic process: {:?}", config.products["db"]);
+        };
         assert_eq!(db.command, vec!["/bin/db".to_string(), "{dir}".to_string()]);
         assert_eq!(db.health.as_ref().map(|h| h.timeout_ms), Some(100));
         assert_eq!(db.stop_grace_ms, 50);
         assert_eq!(db.restart_backoff_max_ms, 30_000);
+    }
+
+    #[test]
+    fn a_product_is_a_process_or_one_product_section() {
+        let exec = "exec: {hooks: {start: {command: [/bin/h]}, stop: {command: [/bin/h]}}}";
+        let text = format!("{MINIMAL}products:\n  batch:\n    {exec}\n");
+        let config = parse(&text).expect("valid");
+        assert!(matches!(config.products["batch"], ProductConfig::Exec(_)));
+
+        let both = error_of(&format!(
+            "{MINIMAL}products:\n  batch:\n    command: [x]\n    {exec}\n"
+        ));
+        assert!(
+            both.contains("products.batch.exec: give a `command`"),
+            "{both}"
+        );
+        let neither = error_of(&format!(
+            "{MINIMAL}products:\n  batch:\n    stop_grace_ms: 5\n"
+        ));
+        assert!(
+            neither.contains("products.batch.command: missing"),
+            "{neither}"
+        );
+        let stray = error_of(&format!(
+            "{MINIMAL}products:\n  batch:\n    health: {{command: [x]}}\n    {exec}\n"
+        ));
+        assert!(
+            stray.contains("products.batch.exec: env, health"),
+            "{stray}"
+        );
+        let bad_hook = error_of(&format!(
+            "{MINIMAL}products:\n  batch:\n    \
+             exec: {{hooks: {{start: {{command: []}}, stop: {{command: [x]}}}}}}\n"
+        ));
+        assert!(
+            bad_hook.contains("products.batch.exec.hooks.start.command"),
+            "{bad_hook}"
+        );
+        let typo = error_of(&format!(
+            "{MINIMAL}products:\n  batch:\n    \
+             exec: {{hooks: {{strat: {{command: [x]}}, stop: {{command: [x]}}}}}}\n"
+        ));
+        assert!(typo.contains("products.batch.exec.hooks"), "{typo}");
+        assert!(typo.contains("agent.yaml:"), "the line is named: {typo}");
     }
 
     fn error_of(text: &str) -> String {

@@ -38,8 +38,8 @@ pub mod sync;
 pub use actuator::{
     Actuator, ActuatorError, Actuators, Observation, Progress, ReplicaContext, TransitionContext,
 };
-pub use agent::{process_actuators, run, run_with, AgentError};
-pub use config::{AgentConfig, ConfigError, ProcessConfig};
+pub use agent::{actuators, run, run_with, AgentError};
+pub use config::{AgentConfig, ConfigError, ProcessConfig, ProductConfig};
 pub use durable::StateError;
 pub use journal::{read_executed_log, ExecutedRecord};
 pub use process::ProcessActuator;

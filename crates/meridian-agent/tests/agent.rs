@@ -396,7 +396,10 @@ async fn corrupt_state_files_stop_the_agent_with_an_error_naming_them() {
 fn gated_config(node: &Node, controller: &FakeController, start_timeout_ms: u64) -> AgentConfig {
     let allow = node.dir.path().join("allow");
     let mut config = node.config_for(controller);
-    let product = config.products.get_mut("db").expect("db");
+    let Some(meridian_agent::ProductConfig::Process(product)) = config.products.get_mut("db")
+    else {
+        panic!("db is a generic process");
+    };
     product.health = Some(meridian_agent::config::HookConfig {
         command: vec!["test".into(), "-f".into(), allow.display().to_string()],
         timeout_ms: 1_000,

@@ -289,12 +289,13 @@ async fn a_hook_left_running_by_a_dead_agent_is_killed_before_the_transition_run
         };
         let ctx = fixture.ctx("n2", "plan-1/step-0/0");
         {
-            // The agent dies mid-copy: its future is dropped, the hook's direct child is
-            // killed with it, but the copier it started runs on.
+            // kill -9 of the agent mid-copy: nothing of the transition is dropped or cleaned
+            // up (the future is forgotten, not dropped), so the hook and its copier run on.
             let actuator = ExecActuator::new("batch", "n2", config.clone()).expect("valid");
-            let copying = actuator.replicate(&ctx, "Follower", &source, 10, 5.0);
-            let outcome = tokio::time::timeout(Duration::from_millis(500), copying).await;
+            let mut copying = Box::pin(actuator.replicate(&ctx, "Follower", &source, 10, 5.0));
+            let outcome = tokio::time::timeout(Duration::from_millis(500), copying.as_mut()).await;
             assert!(outcome.is_err(), "still copying when the agent dies");
+            std::mem::forget(copying);
         }
         let copier = plain_pid(&fixture.replica_dir("n2").join("copier")).expect("copier pid");
         assert!(alive(copier), "the copier outlived its agent");

@@ -240,7 +240,14 @@ mod tests {
         .collect();
         assert_eq!(
             values.render(&template),
-            ["--role=Leader", "{state}/4", "${HOME}", "{", "{x}", "--rate=120"]
+            [
+                "--role=Leader",
+                "{state}/4",
+                "${HOME}",
+                "{",
+                "{x}",
+                "--rate=120"
+            ]
         );
         let env = values.environment();
         assert!(env.contains(&("MERIDIAN_EPOCH".into(), "9".into())));

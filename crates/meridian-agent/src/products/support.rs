@@ -121,24 +121,35 @@ pub mod leftover {
         crate::durable::write_atomically(file, &json).map_err(|e| io::Error::other(e.to_string()))
     }
 
-    /// Kills the process group recorded in `file`, if that very process still runs, and
-    /// forgets it. True if something was killed.
+    /// Kills the process group recorded in `file` and forgets it. True if something was
+    /// killed. The group outlives its leader (a hook's shell killed, its copier running on),
+    /// so the group is killed unless the leader's pid now names another process — then the
+    /// pid, and with it the group id, may have been reused.
     pub fn kill(file: &Path) -> io::Result<bool> {
         let identity: ProcessIdentity = match std::fs::read(file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", file.display()))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", file.display()),
+                )
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        let alive = procfs::is_alive(identity);
-        if alive {
-            let group = nix::unistd::Pid::from_raw(identity.pid as i32);
-            // The group may be gone between the check and the kill: that is fine.
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        }
+        let reused = procfs::read_stat(identity.pid)
+            .is_some_and(|stat| stat.start_ticks != identity.start_ticks);
+        let killed = !reused && kill_group(identity.pid);
         forget(file)?;
-        Ok(alive)
+        Ok(killed)
+    }
+
+    /// SIGKILL to the process group `pid` leads; true if any process got it.
+    pub fn kill_group(pid: u32) -> bool {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        let group = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).is_ok()
     }
 
     /// The work finished: nothing to kill any more.

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use meridian_agent::{Actuators, AgentConfig, AgentError, ProcessConfig};
+use meridian_agent::{Actuators, AgentConfig, AgentError, ProcessConfig, ProductConfig};
 use meridian_wire::{
     Action, Command, Epoch, NotLeader, ReplicaKey, SyncRequest, SyncResponse, TransitionId,
     TransitionStatus,
@@ -288,7 +288,9 @@ pub fn agent_config(state_dir: &Path, controllers: &[String]) -> AgentConfig {
     );
     let mut config =
         AgentConfig::from_yaml_str(&text, Path::new("test-agent.yaml")).expect("test config");
-    config.products.insert("db".into(), workload());
+    config
+        .products
+        .insert("db".into(), ProductConfig::Process(workload()));
     config
 }
 
@@ -300,7 +302,7 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn spawn(config: AgentConfig) -> RunningAgent {
-        let actuators = meridian_agent::process_actuators(&config).expect("actuators");
+        let actuators = meridian_agent::actuators(&config).expect("actuators");
         RunningAgent::spawn_with(config, actuators)
     }
 

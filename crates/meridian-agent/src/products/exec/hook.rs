@@ -68,8 +68,10 @@ pub async fn run(
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start `{}`: {e}", line.program()))?;
-    let pid = child.id();
-    if let (Some(file), Some(pid)) = (traces.leftover, pid) {
+    // Whatever ends this run — completion, timeout, the transition abandoned — ends the
+    // hook's whole process group with it.
+    let _group = child.id().map(GroupGuard);
+    if let (Some(file), Some(pid)) = (traces.leftover, child.id()) {
         leftover::record(file, pid).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     let stdout = child.stdout.take();
@@ -84,7 +86,7 @@ pub async fn run(
     .await;
     let result = match outcome {
         Err(_) => {
-            kill_group(pid);
+            // Killed when `_group` drops.
             Err(format!(
                 "`{}` did not finish within {} ms (killed)",
                 line.program(),
@@ -110,10 +112,13 @@ pub async fn run(
     result
 }
 
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        let group = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+/// Kills a hook's process group when dropped. A hook that exited cleanly may have left
+/// background children behind; they die too — a hook's work ends with the hook.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        leftover::kill_group(self.0);
     }
 }
 
