@@ -13,7 +13,7 @@ use meridian_agent::{
     read_executed_log, Actuator, ActuatorError, Actuators, AgentConfig, ExecutedRecord,
     Observation, ReplicaContext, TransitionContext,
 };
-use meridian_wire::{Action, Health, ReplicaKey, Source, TransitionStatus};
+use meridian_wire::{Action, Health, LeaderHint, ReplicaKey, Source, TransitionStatus};
 use tokio::sync::watch;
 
 /// One node's agent directory. Fields drop in order: workloads die before their files go.
@@ -587,6 +587,180 @@ async fn a_copy_reports_its_bytes_while_it_runs() {
             .expect("reported");
         assert_eq!(copied.health, Health::Serving);
         assert_eq!(copied.heat, vec![("disk_gib".to_string(), 1.0)]);
+        agent.stop().await;
+    })
+    .await;
+}
+
+/// Records hand-offs and re-pointings; a copy holds its replica until released.
+struct Recorder {
+    follows: std::sync::Mutex<Vec<(ReplicaKey, String)>>,
+    promoted_with: std::sync::Mutex<Vec<Option<String>>>,
+    release: watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl Actuator for Recorder {
+    async fn start(&self, _: &TransitionContext, _: &str) -> Result<(), ActuatorError> {
+        Ok(())
+    }
+
+    async fn replicate(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &Source,
+        _: u64,
+        _: f64,
+    ) -> Result<(), ActuatorError> {
+        let mut release = self.release.clone();
+        release
+            .wait_for(|go| *go)
+            .await
+            .map_err(|e| ActuatorError::Failed(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn promote(
+        &self,
+        _: &TransitionContext,
+        _: &str,
+        _: &str,
+        handoff: Option<&str>,
+    ) -> Result<(), ActuatorError> {
+        let mut promoted = self.promoted_with.lock().expect("lock");
+        promoted.push(handoff.map(str::to_string));
+        Ok(())
+    }
+
+    async fn demote(
+        &self,
+        ctx: &TransitionContext,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<String>, ActuatorError> {
+        Ok(Some(format!("lsn-of-{}", ctx.id)))
+    }
+
+    async fn follow(
+        &self,
+        replica: &ReplicaContext,
+        _: &str,
+        leader: &Source,
+    ) -> Result<(), ActuatorError> {
+        let mut follows = self.follows.lock().expect("lock");
+        follows.push((replica.replica.clone(), leader.node.clone()));
+        Ok(())
+    }
+
+    async fn stop(&self, _: &TransitionContext, _: &str) -> Result<(), ActuatorError> {
+        Ok(())
+    }
+
+    async fn observe(&self, _: &ReplicaContext) -> Observation {
+        Observation {
+            health: Health::Serving,
+            heat: Vec::new(),
+            endpoint: Some("127.0.0.1:5433".into()),
+        }
+    }
+
+    async fn ensure_running(&self, _: &ReplicaContext, _: &str) -> Result<(), ActuatorError> {
+        Ok(())
+    }
+}
+
+fn hint(replica: &ReplicaKey, node: &str) -> LeaderHint {
+    LeaderHint {
+        replica: replica.clone(),
+        leader: Source {
+            node: node.into(),
+            address: None,
+            endpoint: Some(format!("{node}:5432")),
+        },
+    }
+}
+
+#[tokio::test]
+async fn demotions_report_their_handoff_and_idle_followers_follow_each_new_leader_once() {
+    bounded(async {
+        let controller = FakeController::start(1).await;
+        let node = Node::new();
+        let (release, released) = watch::channel(false);
+        let recorder = Arc::new(Recorder {
+            follows: Default::default(),
+            promoted_with: Default::default(),
+            release: released,
+        });
+        let mut actuators = Actuators::new();
+        actuators.insert("db".into(), recorder.clone() as Arc<dyn Actuator>);
+        let agent = RunningAgent::spawn_with(node.config_for(&controller), actuators);
+        let (a, b) = (replica("orders", 0), replica("orders", 1));
+
+        // a: a leader, demoted: its report carries what the actuator returned.
+        controller.send(command("t1", 1, a.clone(), start("Leader")));
+        assert_eq!(controller.final_status("t1").await, TransitionStatus::Done);
+        let demote = Action::Demote {
+            from: "Leader".into(),
+            to: "Follower".into(),
+        };
+        controller.send(command("t2", 1, a.clone(), demote));
+        assert_eq!(controller.final_status("t2").await, TransitionStatus::Done);
+        let report = controller.report_of("t2").expect("reported");
+        assert_eq!(report.handoff.as_deref(), Some("lsn-of-t2"));
+        let last = controller.requests().pop().expect("a request");
+        let reported = last.replicas.iter().find(|r| r.replica == a).expect("a");
+        assert_eq!(reported.endpoint.as_deref(), Some("127.0.0.1:5433"));
+
+        // The promotion is given the handoff by the controller; the agent passes it on.
+        let promote = Action::Promote {
+            from: "Follower".into(),
+            to: "Leader".into(),
+            handoff: Some("lsn-of-t2".into()),
+        };
+        controller.send(command("t3", 1, a.clone(), promote));
+        assert_eq!(controller.final_status("t3").await, TransitionStatus::Done);
+        assert_eq!(
+            *recorder.promoted_with.lock().expect("lock"),
+            vec![Some("lsn-of-t2".to_string())]
+        );
+
+        // b: copying while its leader is named: not re-pointed mid-copy.
+        let copy = Action::Replicate {
+            state: "Follower".into(),
+            source: Source {
+                node: "n2".into(),
+                address: None,
+                endpoint: Some("n2:5432".into()),
+            },
+            bytes: 10,
+            rate_mbps: 10.0,
+        };
+        controller.send(command("t4", 1, b.clone(), copy));
+        controller.set_leaders(vec![hint(&b, "n2")]);
+        controller.more_syncs(3).await;
+        assert!(recorder.follows.lock().expect("lock").is_empty());
+
+        // Copy done: followed once, however many syncs repeat the hint; again on a change.
+        release.send_replace(true);
+        assert_eq!(controller.final_status("t4").await, TransitionStatus::Done);
+        controller.more_syncs(5).await;
+        assert_eq!(
+            *recorder.follows.lock().expect("lock"),
+            vec![(b.clone(), "n2".to_string())]
+        );
+        controller.set_leaders(vec![hint(&b, "n3")]);
+        controller.more_syncs(5).await;
+        assert_eq!(
+            *recorder.follows.lock().expect("lock"),
+            vec![(b.clone(), "n2".to_string()), (b.clone(), "n3".to_string())]
+        );
+
+        // A stale leader's hint is not followed.
+        controller.set_epoch(0);
+        controller.set_leaders(vec![hint(&b, "n9")]);
+        controller.more_syncs(5).await;
+        assert_eq!(recorder.follows.lock().expect("lock").len(), 2);
         agent.stop().await;
     })
     .await;

@@ -15,8 +15,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use meridian_agent::{Actuators, AgentConfig, AgentError, ProcessConfig, ProductConfig};
 use meridian_wire::{
-    Action, Command, Epoch, NotLeader, ReplicaKey, SyncRequest, SyncResponse, TransitionId,
-    TransitionStatus,
+    Action, Command, Epoch, LeaderHint, NotLeader, ReplicaKey, SyncRequest, SyncResponse,
+    TransitionId, TransitionReport, TransitionStatus,
 };
 use tokio::task::JoinHandle;
 
@@ -136,6 +136,8 @@ struct Inner {
     /// Sent on every sync until the agent reports them final, as the real controller does.
     pending: Vec<Command>,
     requests: Vec<SyncRequest>,
+    /// Sent on every sync.
+    leaders: Vec<LeaderHint>,
 }
 
 /// A controller on 127.0.0.1 that leads at an epoch the test sets, resends its commands
@@ -179,6 +181,22 @@ impl FakeController {
 
     pub fn not_leader(&self, leader_api: Option<String>) {
         self.lock().not_leader = Some(leader_api);
+    }
+
+    pub fn set_leaders(&self, leaders: Vec<LeaderHint>) {
+        self.lock().leaders = leaders;
+    }
+
+    /// The latest report of `id`.
+    pub fn report_of(&self, id: &str) -> Option<TransitionReport> {
+        let inner = self.lock();
+        inner.requests.iter().rev().find_map(|request| {
+            request
+                .transitions
+                .iter()
+                .find(|report| report.id.0 == id)
+                .cloned()
+        })
     }
 
     pub fn requests(&self) -> Vec<SyncRequest> {
@@ -253,7 +271,7 @@ async fn sync(
         commands: inner.pending.clone(),
         acknowledged: finished,
         heartbeat_ms: 50,
-        leaders: Vec::new(),
+        leaders: inner.leaders.clone(),
     })
     .into_response()
 }
