@@ -34,6 +34,7 @@ use crate::journal::{EntryStatus, ExecutedLog, ExecutedRecord, Journal, UNACKNOW
 use crate::paths::{encode_component, replica_dir};
 use crate::process::ProcessActuator;
 use crate::products::exec::ExecActuator;
+use crate::products::model::ModelServerActuator;
 use crate::report::{self, Replicas};
 use crate::state::{AgentState, StateStore};
 use crate::sync::{ControllerClient, SyncError};
@@ -73,6 +74,14 @@ pub fn actuators(config: &AgentConfig) -> Result<Actuators, AgentError> {
             ProductConfig::Exec(exec) => {
                 Arc::new(ExecActuator::new(name, &config.node, exec.clone())?)
             }
+            ProductConfig::ModelServer(model) => Arc::new(ModelServerActuator::new(
+                name,
+                &config.node,
+                model.clone(),
+                config.state_dir.join("run").join(encode_component(name)),
+                config.replicas_dir.clone(),
+                config.data_token.as_ref().map(|t| t.expose().to_string()),
+            )?),
         };
         actuators.insert(name.clone(), actuator);
     }
@@ -102,13 +111,38 @@ pub async fn run_with(
         .map_err(|(field, reason)| AgentError::Config { field, reason })?;
     let span = tracing::info_span!("agent", node = %config.node);
     async move {
+        let data_server = start_data_server(&config).await?;
         let (mut agent, finished) = Agent::open(config, actuators)?;
         agent.restore().await;
         agent.serve(shutdown, finished).await;
+        if let Some(server) = data_server {
+            server.abort();
+        }
         Ok(())
     }
     .instrument(span)
     .await
+}
+
+/// Serves replica exports to peers on `registration.data_address`, if one is configured.
+async fn start_data_server(
+    config: &AgentConfig,
+) -> Result<Option<tokio::task::JoinHandle<()>>, AgentError> {
+    let Some(address) = &config.registration.data_address else {
+        return Ok(None);
+    };
+    let listener =
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| AgentError::Config {
+                field: "registration.data_address".into(),
+                reason: format!("cannot listen on {address}: {e}"),
+            })?;
+    let router = crate::data_server::router(config.replicas_dir.clone(), config.data_token.clone());
+    tracing::info!(%address, "serving replica data to peers");
+    Ok(Some(tokio::spawn(crate::data_server::serve(
+        listener, router,
+    ))))
 }
 
 struct Agent {

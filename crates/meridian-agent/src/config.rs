@@ -89,7 +89,8 @@ pub struct RegistrationConfig {
     pub capacity: BTreeMap<String, f64>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Where this node serves replica data to peers (`host:port`).
+    /// Where this node serves replica data to peers (`host:port`): the agent listens there
+    /// and tells the controller, which hands it to peers that copy from this node.
     #[serde(default)]
     pub data_address: Option<String>,
 }
@@ -197,6 +198,9 @@ pub enum ProductConfig {
     Process(ProcessConfig),
     /// Commands per transition ([`ExecActuator`](crate::products::exec::ExecActuator)).
     Exec(crate::products::exec::ExecConfig),
+    /// A model server with verified weights
+    /// ([`ModelServerActuator`](crate::products::model::ModelServerActuator)).
+    ModelServer(crate::products::model::ModelServerConfig),
 }
 
 impl ProductConfig {
@@ -207,6 +211,9 @@ impl ProductConfig {
             ProductConfig::Exec(config) => config
                 .validate()
                 .map_err(|(field, reason)| (format!("exec.{field}"), reason)),
+            ProductConfig::ModelServer(config) => config
+                .validate()
+                .map_err(|(field, reason)| (format!("model_server.{field}"), reason)),
         }
     }
 }
@@ -233,6 +240,8 @@ struct RawProduct {
     start_timeout_ms: u64,
     #[serde(default)]
     exec: Option<crate::products::exec::ExecConfig>,
+    #[serde(default)]
+    model_server: Option<crate::products::model::ModelServerConfig>,
 }
 
 impl RawProduct {
@@ -240,6 +249,9 @@ impl RawProduct {
         let mut sections: Vec<(&'static str, ProductConfig)> = Vec::new();
         if let Some(exec) = self.exec {
             sections.push(("exec", ProductConfig::Exec(exec)));
+        }
+        if let Some(model_server) = self.model_server {
+            sections.push(("model_server", ProductConfig::ModelServer(model_server)));
         }
         let process_options =
             !self.env.is_empty() || self.health.is_some() || self.state_change.is_some();
@@ -260,7 +272,8 @@ impl RawProduct {
             )),
             (None, 0) => Err((
                 "command".into(),
-                "missing: give a `command` (a generic process) or a product section (`exec`)"
+                "missing: give a `command` (a generic process) or a product section (`exec`, \
+                 `model_server`)"
                     .into(),
             )),
             (None, 1) if process_options => Err((
@@ -303,6 +316,9 @@ pub struct AgentConfig {
     /// Transitions running at once (each replica still runs one at a time).
     pub transitions_concurrent_max: usize,
     pub registration: RegistrationConfig,
+    /// Shared by the fleet's agents: peers must present it to this node's data server, and
+    /// this node presents it to theirs. None: the data servers are open (a trusted network).
+    pub data_token: Option<Token>,
     pub products: BTreeMap<String, ProductConfig>,
 }
 
@@ -330,6 +346,8 @@ struct RawConfig {
     transitions_concurrent_max: usize,
     #[serde(default)]
     registration: RegistrationConfig,
+    #[serde(default)]
+    data_token: Option<String>,
     #[serde(default)]
     products: BTreeMap<String, RawProduct>,
 }
@@ -394,6 +412,7 @@ impl AgentConfig {
             sync_backoff_max_ms: raw.sync_backoff_max_ms,
             transitions_concurrent_max: raw.transitions_concurrent_max,
             registration: raw.registration,
+            data_token: raw.data_token.map(Token::new),
             products: raw
                 .products
                 .into_iter()

@@ -24,6 +24,7 @@
 pub mod actuator;
 mod agent;
 pub mod config;
+pub mod data_server;
 mod durable;
 mod executor;
 mod intake;

@@ -47,6 +47,13 @@ enum Attempt {
     Failed(String),
 }
 
+/// reqwest is built without a TLS provider of its own; every client the agent builds needs
+/// one installed first. The process may already have one (another library installed it):
+/// then that one serves, and this changes nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl ControllerClient {
     pub fn new(
         controllers: Vec<String>,
@@ -58,9 +65,7 @@ impl ControllerClient {
             !controllers.is_empty(),
             "configuration validation requires a controller"
         );
-        // The process may already have a provider (another library installed one): then that
-        // one serves, and this call changes nothing.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
             .connect_timeout(request_timeout)
