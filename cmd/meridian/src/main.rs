@@ -45,9 +45,11 @@ mod controller_cmd;
 mod demo;
 mod input;
 mod logging;
+mod model_server;
 mod plan_cmd;
 mod report;
 mod sim_cmd;
+mod status_cmd;
 mod tour;
 mod workloads;
 
@@ -100,8 +102,14 @@ enum Command {
     /// A stand-in workload process (used by `meridian demo`).
     #[command(hide = true)]
     Workload(agent_cmd::WorkloadArgs),
+    /// A stand-in inference server that loads verified weights (used by `meridian demo --real`).
+    #[command(hide = true)]
+    ModelServer(model_server::ModelServerArgs),
     /// Run a controller: reconcile loop, leader election, REST API (see docs/control-plane.md).
     Controller(controller_cmd::ControllerArgs),
+    /// What the control plane is doing: leader, node liveness, running plans with each copy's
+    /// bytes and lag.
+    Status(status_cmd::StatusArgs),
     /// Measure one agent's command throughput end to end (markdown).
     BenchAgent(bench_agent::BenchAgentArgs),
     /// Measure the control plane's reaction to a node failure at fleet sizes (markdown).
@@ -120,6 +128,7 @@ fn main() -> ExitCode {
         Command::Tour => tour::run(),
         Command::Agent(args) => agent_cmd::run(args),
         Command::Workload(args) => agent_cmd::workload(args),
+        Command::ModelServer(args) => model_server::run(args),
         Command::Token(args) => agent_cmd::token(args),
         #[cfg(feature = "etcd")]
         Command::BenchFailover(args) => bench_failover::run(args),
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
         Command::BenchControl(args) => bench_control::run(args),
         Command::BenchAgent(args) => bench_agent::run(args),
         Command::Controller(args) => controller_cmd::run(args),
+        Command::Status(args) => status_cmd::run(args),
     };
     match result {
         Ok(code) => code,
