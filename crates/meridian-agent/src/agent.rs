@@ -35,6 +35,8 @@ use crate::paths::{encode_component, replica_dir};
 use crate::process::ProcessActuator;
 use crate::products::exec::ExecActuator;
 use crate::products::model::ModelServerActuator;
+use crate::products::postgres::PostgresActuator;
+use crate::products::redis::RedisActuator;
 use crate::report::{self, Replicas};
 use crate::state::{AgentState, StateStore};
 use crate::sync::{ControllerClient, SyncError};
@@ -81,6 +83,16 @@ pub fn actuators(config: &AgentConfig) -> Result<Actuators, AgentError> {
                 config.state_dir.join("run").join(encode_component(name)),
                 config.replicas_dir.clone(),
                 config.data_token.as_ref().map(|t| t.expose().to_string()),
+            )?),
+            ProductConfig::Postgres(postgres) => Arc::new(PostgresActuator::new(
+                name,
+                postgres.clone(),
+                config.replicas_dir.clone(),
+            )?),
+            ProductConfig::Redis(redis) => Arc::new(RedisActuator::new(
+                name,
+                redis.clone(),
+                config.replicas_dir.clone(),
             )?),
         };
         actuators.insert(name.clone(), actuator);

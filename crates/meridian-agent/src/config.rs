@@ -201,6 +201,12 @@ pub enum ProductConfig {
     /// A model server with verified weights
     /// ([`ModelServerActuator`](crate::products::model::ModelServerActuator)).
     ModelServer(crate::products::model::ModelServerConfig),
+    /// PostgreSQL instances with streaming replication
+    /// ([`PostgresActuator`](crate::products::postgres::PostgresActuator)).
+    Postgres(crate::products::postgres::PostgresConfig),
+    /// Redis instances with `REPLICAOF`
+    /// ([`RedisActuator`](crate::products::redis::RedisActuator)).
+    Redis(crate::products::redis::RedisConfig),
 }
 
 impl ProductConfig {
@@ -214,6 +220,12 @@ impl ProductConfig {
             ProductConfig::ModelServer(config) => config
                 .validate()
                 .map_err(|(field, reason)| (format!("model_server.{field}"), reason)),
+            ProductConfig::Postgres(config) => config
+                .validate()
+                .map_err(|(field, reason)| (format!("postgres.{field}"), reason)),
+            ProductConfig::Redis(config) => config
+                .validate()
+                .map_err(|(field, reason)| (format!("redis.{field}"), reason)),
         }
     }
 }
@@ -242,6 +254,10 @@ struct RawProduct {
     exec: Option<crate::products::exec::ExecConfig>,
     #[serde(default)]
     model_server: Option<crate::products::model::ModelServerConfig>,
+    #[serde(default)]
+    postgres: Option<crate::products::postgres::PostgresConfig>,
+    #[serde(default)]
+    redis: Option<crate::products::redis::RedisConfig>,
 }
 
 impl RawProduct {
@@ -252,6 +268,12 @@ impl RawProduct {
         }
         if let Some(model_server) = self.model_server {
             sections.push(("model_server", ProductConfig::ModelServer(model_server)));
+        }
+        if let Some(postgres) = self.postgres {
+            sections.push(("postgres", ProductConfig::Postgres(postgres)));
+        }
+        if let Some(redis) = self.redis {
+            sections.push(("redis", ProductConfig::Redis(redis)));
         }
         let process_options =
             !self.env.is_empty() || self.health.is_some() || self.state_change.is_some();
@@ -272,8 +294,8 @@ impl RawProduct {
             )),
             (None, 0) => Err((
                 "command".into(),
-                "missing: give a `command` (a generic process) or a product section (`exec`, \
-                 `model_server`)"
+                "missing: give a `command` (a generic process) or a product section (`postgres`, \
+                 `redis`, `model_server`, `exec`)"
                     .into(),
             )),
             (None, 1) if process_options => Err((

@@ -1,7 +1,7 @@
 //! Pieces every product actuator needs: a port per replica that survives restarts, servers
 //! run as an unprivileged user, and a throttle that holds a copy to its booked rate.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -159,6 +159,17 @@ pub mod leftover {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes a small file so that it is either absent or complete.
+pub fn write_small(path: &Path, text: &str) -> Result<(), String> {
+    let temporary = path.with_extension("tmp");
+    let mut file =
+        std::fs::File::create(&temporary).map_err(|e| format!("{}: {e}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: {e}", temporary.display()))?;
+    std::fs::rename(&temporary, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The user a product's server processes run as (PostgreSQL refuses to run as root).

@@ -142,7 +142,7 @@ impl ModelServerActuator {
         }
         std::fs::rename(&partial, export.join(WEIGHTS))
             .map_err(|e| ActuatorError::io(format!("publishing {}", partial.display()), e))?;
-        pull::write_small(
+        crate::products::support::write_small(
             &export.join(WEIGHTS_DIGEST),
             &format!("{actual}  {WEIGHTS}\n"),
         )

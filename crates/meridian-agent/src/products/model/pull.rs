@@ -2,7 +2,7 @@
 //! at a set rate, resuming an interrupted copy where it stopped, and verified against their
 //! SHA-256 before anything may load them.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -180,17 +180,6 @@ async fn finish(mut output: tokio::fs::File, partial: &Path) -> Result<(), Strin
         .sync_all()
         .await
         .map_err(|e| format!("{}: {e}", partial.display()))
-}
-
-/// Writes a small file so that it is either absent or complete.
-pub fn write_small(path: &Path, text: &str) -> Result<(), String> {
-    let temporary = path.with_extension("tmp");
-    let mut file =
-        std::fs::File::create(&temporary).map_err(|e| format!("{}: {e}", temporary.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("{}: {e}", temporary.display()))?;
-    std::fs::rename(&temporary, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
