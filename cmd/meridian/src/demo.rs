@@ -40,6 +40,11 @@ pub struct DemoArgs {
     /// Keep the controller and agents running after the scenario, until Ctrl-C.
     #[arg(long)]
     pub keep_running: bool,
+    /// Run real products instead of stand-in processes: PostgreSQL shards, Redis streams and
+    /// model servers, each agent a separate process (needs Debian's postgresql-15 and
+    /// redis-server; installs nothing).
+    #[arg(long)]
+    pub real: bool,
 }
 
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
@@ -49,7 +54,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(demo(args))?;
+    if args.real {
+        runtime.block_on(crate::demo_real::demo(args))?;
+    } else {
+        runtime.block_on(demo(args))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -61,14 +70,14 @@ struct Node {
 }
 
 /// The demo's client of the API, as an operator would use it.
-struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+pub(crate) struct Api {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
 }
 
 impl Api {
-    async fn get(&self, path: &str) -> Result<Value> {
+    pub async fn get(&self, path: &str) -> Result<Value> {
         let response = self
             .http
             .get(format!("{}{path}", self.url))
@@ -83,7 +92,7 @@ impl Api {
         Ok(body)
     }
 
-    async fn send(
+    pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -109,31 +118,15 @@ impl Api {
 
 async fn demo(args: DemoArgs) -> Result<()> {
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let fleet = Fleet::from_yaml(FLEET, FLEET_FILE).map_err(|p| anyhow!("{p}"))?;
-    let node_names: Vec<String> = fleet
-        .topology
-        .node_ids()
-        .map(|n| fleet.topology.node_name(n).to_string())
-        .collect();
-    let admin = meridian_api::generate_token().map_err(|e| anyhow!("random token: {e}"))?;
-    let mut tokens = Tokens::empty();
-    tokens
-        .add_plain(identity("demo-admin", Role::Admin, None), &admin)
-        .map_err(|e| anyhow!(e))?;
-    let mut agent_tokens = BTreeMap::new();
-    for name in &node_names {
-        let token = meridian_api::generate_token().map_err(|e| anyhow!("random token: {e}"))?;
-        tokens
-            .add_plain(
-                identity(&format!("agent-{name}"), Role::Agent, Some(name)),
-                &token,
-            )
-            .map_err(|e| anyhow!(e))?;
-        agent_tokens.insert(name.clone(), token);
-    }
+    let Credentials {
+        nodes: node_names,
+        admin,
+        tokens,
+        agent_tokens,
+    } = credentials(FLEET, FLEET_FILE)?;
 
     println!("== Meridian control plane demo on {FLEET_FILE} (12 nodes, 4 racks)\n");
-    let (controller, api) = start_controller(dir.path(), tokens, admin).await?;
+    let (controller, api) = start_controller(dir.path(), tokens, admin, FLEET, |_| {}).await?;
     println!(
         "controller: {} (embedded redb store in {})",
         api.url,
@@ -162,6 +155,41 @@ async fn demo(args: DemoArgs) -> Result<()> {
     outcome
 }
 
+/// The fleet's nodes, an admin token, and a token per node's agent (bound to its node).
+pub(crate) struct Credentials {
+    pub nodes: Vec<String>,
+    pub admin: String,
+    pub tokens: Tokens,
+    pub agent_tokens: BTreeMap<String, String>,
+}
+
+pub(crate) fn credentials(fleet: &str, file: &str) -> Result<Credentials> {
+    let fleet = Fleet::from_yaml(fleet, file).map_err(|p| anyhow!("{p}"))?;
+    let nodes: Vec<String> = fleet
+        .topology
+        .node_ids()
+        .map(|n| fleet.topology.node_name(n).to_string())
+        .collect();
+    let admin = meridian_api::generate_token().map_err(|e| anyhow!("random token: {e}"))?;
+    let mut tokens = Tokens::empty();
+    tokens
+        .add_plain(identity("demo-admin", Role::Admin, None), &admin)
+        .map_err(|e| anyhow!(e))?;
+    let mut agent_tokens = BTreeMap::new();
+    for name in &nodes {
+        let token = meridian_api::generate_token().map_err(|e| anyhow!("random token: {e}"))?;
+        let agent = identity(&format!("agent-{name}"), Role::Agent, Some(name));
+        tokens.add_plain(agent, &token).map_err(|e| anyhow!(e))?;
+        agent_tokens.insert(name.clone(), token);
+    }
+    Ok(Credentials {
+        nodes,
+        admin,
+        tokens,
+        agent_tokens,
+    })
+}
+
 fn identity(name: &str, role: Role, node: Option<&str>) -> Identity {
     Identity {
         name: name.to_string(),
@@ -170,10 +198,14 @@ fn identity(name: &str, role: Role, node: Option<&str>) -> Identity {
     }
 }
 
-async fn start_controller(
+/// An embedded controller on a redb store in `dir`, seeded with `fleet`, its API on a free
+/// port of 127.0.0.1; `tune` adjusts its configuration.
+pub(crate) async fn start_controller(
     dir: &Path,
     tokens: Tokens,
     admin: String,
+    fleet: &str,
+    tune: impl FnOnce(&mut ControllerConfig),
 ) -> Result<(Arc<Controller>, Api)> {
     let mut config = ControllerConfig::new("demo", "http://127.0.0.1");
     config.heartbeat = Duration::from_millis(HEARTBEAT_MS);
@@ -187,12 +219,13 @@ async fn start_controller(
         rejoin_ms: 60_000,
         ..Default::default()
     };
+    tune(&mut config);
     let store = meridian_store::redb_store::RedbStore::open(
         &dir.join("meridian.redb"),
         &[&config.keys.election()],
     )
     .map_err(|e| anyhow!("{e}"))?;
-    Controller::seed_spec(&store, &config.keys.spec(), FLEET)
+    Controller::seed_spec(&store, &config.keys.spec(), fleet)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let controller = Controller::new(config, Arc::new(store));
@@ -258,7 +291,17 @@ fn start_agent(dir: &Path, node: &str, url: &str, token: &str) -> Result<Node> {
 
 /// Waits until the leader has no plan under way and every partition is fully placed; returns
 /// the plans made meanwhile.
-async fn settle(api: &Api, since_plan: u64, what: &str) -> Result<Vec<Value>> {
+pub(crate) async fn settle(api: &Api, since_plan: u64, what: &str) -> Result<Vec<Value>> {
+    settle_within(api, since_plan, what, STEP_LIMIT).await
+}
+
+/// [`settle`], giving up after `limit`.
+pub(crate) async fn settle_within(
+    api: &Api,
+    since_plan: u64,
+    what: &str,
+    limit: Duration,
+) -> Result<Vec<Value>> {
     let started = Instant::now();
     loop {
         let status = api.get("/v1/status").await?;
@@ -272,20 +315,32 @@ async fn settle(api: &Api, since_plan: u64, what: &str) -> Result<Vec<Value>> {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(failed) = new.iter().find(|p| p["status"] == "failed") {
+            let id = failed["id"].as_u64().unwrap_or(0);
+            let detail = api.get(&format!("/v1/plans/{id}")).await?;
+            let errors: Vec<String> = detail["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|step| step["commands"].as_array().cloned().unwrap_or_default())
+                .filter_map(|c| c["status"]["error"].as_str().map(str::to_string))
+                .collect();
+            bail!("{what}: plan {id} failed: {}", errors.join("; "));
+        }
         let finished = !new.is_empty()
             && status["plans_active"] == 0
             && new.iter().all(|p| p["status"] == "done");
         if finished {
             return Ok(new);
         }
-        if started.elapsed() > STEP_LIMIT {
-            bail!("{what}: not done after {STEP_LIMIT:?}; plans: {plans:#}");
+        if started.elapsed() > limit {
+            bail!("{what}: not done after {limit:?}; plans: {plans:#}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn print_plans(plans: &[Value], elapsed: Duration) {
+pub(crate) fn print_plans(plans: &[Value], elapsed: Duration) {
     for p in plans {
         println!(
             "   plan {}: {} steps ({}) — {}",
@@ -298,7 +353,7 @@ fn print_plans(plans: &[Value], elapsed: Duration) {
     println!("   converged in {:.1} s", elapsed.as_secs_f64());
 }
 
-fn last_plan(plans: &[Value]) -> u64 {
+pub(crate) fn last_plan(plans: &[Value]) -> u64 {
     plans
         .iter()
         .filter_map(|p| p["id"].as_u64())

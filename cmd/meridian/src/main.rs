@@ -43,6 +43,7 @@ mod bench_plan;
 mod commands;
 mod controller_cmd;
 mod demo;
+mod demo_real;
 mod input;
 mod logging;
 mod model_server;

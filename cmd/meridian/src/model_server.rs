@@ -30,6 +30,10 @@ pub struct ModelServerArgs {
     /// The replica's state, echoed in answers.
     #[arg(long, default_value = "Active")]
     pub state: String,
+    /// Do not serve: ask the server of `--dir` for its health and exit 0 if it is loaded and
+    /// answering (a health check for the agent).
+    #[arg(long)]
+    pub check: bool,
 }
 
 struct Loaded {
@@ -47,17 +51,42 @@ pub fn run(args: ModelServerArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if args.check {
+        return runtime.block_on(check(&args.dir));
+    }
     runtime.block_on(serve(args))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ModelServerArgs) -> Result<()> {
-    let port_file = args.dir.join("port");
-    let port: u16 = std::fs::read_to_string(&port_file)
+fn port_of(dir: &Path) -> Result<u16> {
+    let port_file = dir.join("port");
+    std::fs::read_to_string(&port_file)
         .with_context(|| format!("reading {}", port_file.display()))?
         .trim()
         .parse()
-        .with_context(|| format!("{}: not a port", port_file.display()))?;
+        .with_context(|| format!("{}: not a port", port_file.display()))
+}
+
+async fn check(dir: &Path) -> Result<ExitCode> {
+    let url = format!("http://127.0.0.1:{}/healthz", port_of(dir)?);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .context("http client")?;
+    let healthy = client
+        .get(&url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(args: ModelServerArgs) -> Result<()> {
+    let port = port_of(&args.dir)?;
     let digest = load(&args.dir.join("export")).await?;
     let loaded = Arc::new(Loaded {
         digest,

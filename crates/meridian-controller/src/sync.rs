@@ -204,6 +204,11 @@ fn commands_for(inner: &Inner, node: &str, epoch: i64) -> Vec<Command> {
             let mut action = record.action.clone();
             match &mut action {
                 Action::Replicate { source, .. } => {
+                    if !readable(inner, &source.node, &record.replica) {
+                        // A copy reads from a replica that is up: one the plan has just started
+                        // (or one restarting) is waited for, and its endpoint is known then.
+                        continue;
+                    }
                     *source = source_of(inner, &source.node, &record.replica);
                 }
                 Action::Promote { handoff, .. } => {
@@ -227,6 +232,18 @@ fn commands_for(inner: &Inner, node: &str, epoch: i64) -> Vec<Command> {
         }
     }
     out
+}
+
+/// Whether `node`'s agent last reported `replica` up (serving, or starting — a standby
+/// waiting for its leader can be copied from) and, if its product has endpoints, where.
+fn readable(inner: &Inner, node: &str, replica: &ReplicaKey) -> bool {
+    inner.nodes.get(node).is_some_and(|n| {
+        n.replicas.iter().any(|r| {
+            &r.replica == replica
+                && r.health != meridian_wire::Health::Failing
+                && (r.endpoint.is_some() || r.health == meridian_wire::Health::Serving)
+        })
+    })
 }
 
 /// `replica` on `node`, with the addresses its agent last reported: the agent's data

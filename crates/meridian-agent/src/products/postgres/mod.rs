@@ -157,8 +157,9 @@ impl PostgresActuator {
         Ok(row.get(0))
     }
 
-    /// A new, writable instance.
-    async fn create_leader(&self, instance: &Instance) -> Result<(), String> {
+    /// A new instance: writable for a leader; for a follower, a standby with no upstream
+    /// yet (readable, copyable, promotable) until `follow` names its leader.
+    async fn create(&self, instance: &Instance, leader: bool) -> Result<(), String> {
         if !instance.has_data() {
             let init = instance.replica_dir.join("pgdata.init");
             let _ = std::fs::remove_dir_all(&init);
@@ -180,10 +181,15 @@ impl PostgresActuator {
                     &[],
                 )
                 .await?;
+            if !leader {
+                let standby = init.join("standby.signal");
+                std::fs::write(&standby, "").map_err(|e| format!("{}: {e}", standby.display()))?;
+                self.programs.own(&standby)?;
+            }
             std::fs::rename(&init, instance.data())
                 .map_err(|e| format!("publishing initdb: {e}"))?;
         }
-        if instance.is_standby() {
+        if leader && instance.is_standby() {
             return Err(
                 "its data directory is a standby's; it becomes a leader only by promotion".into(),
             );
@@ -459,6 +465,18 @@ impl PostgresActuator {
             if !self.in_recovery(&client).await? {
                 return Err("is writable: a leader is demoted before it follows".into());
             }
+            // A standby started on its own (a new partition's second start) is another
+            // cluster: it cannot stream from this leader, and holds nothing of its data.
+            let leader_client = server::connect(endpoint, &self.config.database, QUERY_TIMEOUT).await?;
+            if system_id(&client).await? != system_id(&leader_client).await? {
+                drop(client);
+                self.stop_server(instance).await?;
+                std::fs::remove_dir_all(instance.data())
+                    .map_err(|e| format!("removing a foreign cluster: {e}"))?;
+                return self
+                    .clone_from(instance, endpoint, None, &Progress::default())
+                    .await;
+            }
             let (host, port) = server::split_endpoint(endpoint)?;
             let wanted = server::conninfo(host, port);
             let current: String = client
@@ -488,6 +506,15 @@ impl PostgresActuator {
     }
 }
 
+/// The cluster's identity, shared by a primary and every standby cloned from it.
+async fn system_id(client: &tokio_postgres::Client) -> Result<i64, String> {
+    let row = client
+        .query_one("SELECT system_identifier FROM pg_control_system()", &[])
+        .await
+        .map_err(|e| server::describe(&e))?;
+    Ok(row.get(0))
+}
+
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -498,14 +525,10 @@ impl Actuator for PostgresActuator {
         let instance = self
             .instance(&ctx.replica_dir)
             .map_err(|e| failed(&ctx.replica, e))?;
-        if state == self.config.leader_state {
-            self.create_leader(&instance)
-                .await
-                .map_err(|e| failed(&ctx.replica, e))
-        } else {
-            // A standby needs its leader, which `follow` names once it serves.
-            Ok(())
-        }
+        let leader = state == self.config.leader_state;
+        self.create(&instance, leader)
+            .await
+            .map_err(|e| failed(&ctx.replica, e))
     }
 
     async fn replicate(
