@@ -181,13 +181,7 @@ async fn a_peer_copy_holds_the_booked_rate() {
         let ctx = fixture.ctx("n2", &llama, "t2");
         let booked_mbps = 8.0;
         let from = source("n1", &address);
-        let copying = n2.replicate(
-            &ctx,
-            "Active",
-            &from,
-            big.len() as u64,
-            booked_mbps,
-        );
+        let copying = n2.replicate(&ctx, "Active", &from, big.len() as u64, booked_mbps);
         tokio::pin!(copying);
         // The rate is measured over the copy's middle, from the progress the agent reports.
         let mut samples: Vec<(std::time::Instant, u64)> = Vec::new();

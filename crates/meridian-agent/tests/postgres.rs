@@ -243,8 +243,15 @@ async fn a_leader_moves_under_write_load_without_losing_an_acknowledged_write() 
             .expect("demote")
             .expect("a handoff");
         // The old leader takes no writes once demote returned.
-        let refused = server::connect(&old, "postgres", Duration::from_millis(500)).await;
-        assert!(refused.is_err(), "the old leader is down, not writable");
+        let refused = client(&old)
+            .await
+            .execute("INSERT INTO orders VALUES (-1, 'after the demotion')", &[])
+            .await;
+        let error = refused.expect_err("the old leader is a read-only standby");
+        assert!(
+            error.to_string().contains("read-only") || format!("{error:?}").contains("read-only"),
+            "{error:?}"
+        );
         n2.promote(
             &fixture.ctx("n2", "t4", 2),
             "Follower",

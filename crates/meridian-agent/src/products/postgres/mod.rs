@@ -287,9 +287,14 @@ impl PostgresActuator {
     ) -> Result<(), String> {
         let primary = server::connect(source, &self.config.database, QUERY_TIMEOUT).await?;
         let target: String = primary
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .query_one(
+                "SELECT (CASE WHEN pg_is_in_recovery() \
+                 THEN coalesce(pg_last_wal_replay_lsn(), '0/0') \
+                 ELSE pg_current_wal_lsn() END)::text",
+                &[],
+            )
             .await
-            .map_err(|e| format!("{source}: {e}"))?
+            .map_err(|e| format!("{source}: {}", server::describe(&e)))?
             .get(0);
         let target =
             server::parse_lsn(&target).ok_or_else(|| format!("{source}: bad LSN {target}"))?;
@@ -349,14 +354,15 @@ impl PostgresActuator {
 
     async fn demote_instance(&self, instance: &Instance) -> Result<Handoff, String> {
         let handoff_file = instance.replica_dir.join(HANDOFF_FILE);
-        let running = self.is_running(instance).await?;
-        if !running && instance.is_standby() {
-            // Done before (a repeat after a crash): the same handoff.
+        if instance.is_standby() {
+            // Done before (a repeat after a crash): the same handoff, the standby up.
             if let Ok(text) = std::fs::read_to_string(&handoff_file) {
+                self.start_server(instance).await?;
                 return serde_json::from_str(&text)
                     .map_err(|e| format!("{}: {e}", handoff_file.display()));
             }
         }
+        let running = self.is_running(instance).await?;
         let mut tables = BTreeMap::new();
         if running {
             let client = self.client(instance).await?;
@@ -403,6 +409,9 @@ impl PostgresActuator {
         let handoff = Handoff { lsn, tables };
         let json = serde_json::to_string(&handoff).map_err(|e| e.to_string())?;
         crate::products::support::write_small(&handoff_file, &json)?;
+        // Back up as a standby with no upstream: read-only, and copies can still read from
+        // it until `follow` points it at the new leader.
+        self.start_server(instance).await?;
         Ok(handoff)
     }
 
@@ -467,7 +476,8 @@ impl PostgresActuator {
             }
             // A standby started on its own (a new partition's second start) is another
             // cluster: it cannot stream from this leader, and holds nothing of its data.
-            let leader_client = server::connect(endpoint, &self.config.database, QUERY_TIMEOUT).await?;
+            let leader_client =
+                server::connect(endpoint, &self.config.database, QUERY_TIMEOUT).await?;
             if system_id(&client).await? != system_id(&leader_client).await? {
                 drop(client);
                 self.stop_server(instance).await?;

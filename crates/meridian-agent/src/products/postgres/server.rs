@@ -234,7 +234,7 @@ pub async fn connect(
     let (client, connection) = tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls))
         .await
         .map_err(|_| format!("{endpoint}: no connection within {timeout:?}"))?
-        .map_err(|e| format!("{endpoint}: {e}"))?;
+        .map_err(|e| format!("{endpoint}: {}", describe(&e)))?;
     tokio::spawn(connection);
     Ok(client)
 }

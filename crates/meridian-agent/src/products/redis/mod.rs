@@ -384,19 +384,18 @@ impl RedisActuator {
         }
         let mut connection = self.connection(instance).await?;
         let before = info(&mut connection).await?;
-        if before.get("role").map(String::as_str) != Some("master") {
+        let fenced = is_fenced(&mut connection).await?;
+        if before.get("role").map(String::as_str) != Some("master") || fenced {
             // Demoted already (a repeat after a crash): the same handoff.
             let text = std::fs::read_to_string(&handoff_file)
-                .map_err(|e| format!("is a replica, and {}: {e}", handoff_file.display()))?;
+                .map_err(|e| format!("already demoted, and {}: {e}", handoff_file.display()))?;
             return serde_json::from_str(&text)
                 .map_err(|e| format!("{}: {e}", handoff_file.display()));
         }
-        let pause_ms = self.config.catch_up_timeout_ms + 10_000;
-        query::<String>(
-            &mut connection,
-            redis::cmd("CLIENT").arg("PAUSE").arg(pause_ms).arg("WRITE"),
-        )
-        .await?;
+        // The fence: a master that needs more good replicas than it can ever have refuses
+        // every write (NOREPLICAS), yet still serves syncs, so copies can read from it until
+        // it follows the new leader. Written to its configuration: it holds across restarts.
+        set_fence(&mut connection, true).await?;
         let deadline = Instant::now() + self.catch_up_timeout();
         let (replid, offset) = loop {
             let now = info(&mut connection).await?;
@@ -409,9 +408,9 @@ impl RedisActuator {
                 );
             }
             if Instant::now() > deadline {
-                let _ = query::<String>(&mut connection, redis::cmd("CLIENT").arg("UNPAUSE")).await;
                 return Err(
-                    "connected replicas did not acknowledge the last writes in time".into(),
+                    "connected replicas did not acknowledge the last writes in time (still fenced)"
+                        .into(),
                 );
             }
             tokio::time::sleep(POLL).await;
@@ -423,10 +422,6 @@ impl RedisActuator {
         };
         let json = serde_json::to_string(&handoff).map_err(|e| e.to_string())?;
         crate::products::support::write_small(&handoff_file, &json)?;
-        // Parked: a replica of its idle relay port, read-only, data kept.
-        self.replica_of(&mut connection, Some(("127.0.0.1", instance.relay_port)))
-            .await?;
-        query::<String>(&mut connection, redis::cmd("CLIENT").arg("UNPAUSE")).await?;
         Ok(handoff)
     }
 
@@ -438,7 +433,8 @@ impl RedisActuator {
         self.start_server(instance, false).await?;
         let mut connection = self.connection(instance).await?;
         if info(&mut connection).await?.get("role").map(String::as_str) == Some("master") {
-            return Ok(());
+            // Already a leader, or a fenced one taking leadership back.
+            return set_fence(&mut connection, false).await;
         }
         if let Some(handoff) = handoff {
             let handoff: Handoff =
@@ -469,7 +465,8 @@ impl RedisActuator {
                 }
             }
         }
-        self.replica_of(&mut connection, None).await
+        self.replica_of(&mut connection, None).await?;
+        set_fence(&mut connection, false).await
     }
 
     async fn follow_instance(&self, instance: &Instance, leader: &Source) -> Result<(), String> {
@@ -481,16 +478,47 @@ impl RedisActuator {
         self.start_server(instance, false).await?;
         let mut connection = self.connection(instance).await?;
         let now = info(&mut connection).await?;
-        if now.get("role").map(String::as_str) == Some("master") {
-            return Err("is writable: a leader is demoted before it follows".into());
-        }
+        // A master here is a start's unclaimed replica (a demoted leader is parked, never a
+        // master): the controller names a leader only for replicas not in the leader state.
         if now.get("master_host").map(String::as_str) == Some(host)
             && number(&now, "master_port") == u64::from(port)
         {
             return Ok(());
         }
-        self.replica_of(&mut connection, Some((host, port))).await
+        self.replica_of(&mut connection, Some((host, port))).await?;
+        // A fenced ex-leader is a replica now: the fence has nothing left to guard.
+        set_fence(&mut connection, false).await
     }
+}
+
+/// Replicas a fenced master would need before it takes a write: more than it can have.
+const FENCE_REPLICAS: u64 = 1_000_000;
+
+async fn set_fence(
+    connection: &mut redis::aio::MultiplexedConnection,
+    on: bool,
+) -> Result<(), String> {
+    let needed = if on { FENCE_REPLICAS } else { 0 };
+    query::<String>(
+        connection,
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(needed),
+    )
+    .await?;
+    query::<String>(connection, redis::cmd("CONFIG").arg("REWRITE"))
+        .await
+        .map(|_| ())
+}
+
+async fn is_fenced(connection: &mut redis::aio::MultiplexedConnection) -> Result<bool, String> {
+    let pair: Vec<String> = query(
+        connection,
+        redis::cmd("CONFIG").arg("GET").arg("min-replicas-to-write"),
+    )
+    .await?;
+    Ok(pair.get(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) > 0)
 }
 
 fn split(endpoint: &str) -> Result<(&str, u16), String> {
@@ -527,8 +555,12 @@ impl Actuator for RedisActuator {
         let instance = self
             .instance(&ctx.replica_dir)
             .map_err(|e| failed(&ctx.replica, e))?;
-        let leader = state == self.config.leader_state;
-        self.start_server(&instance, leader)
+        // A new partition's first replica starts empty and as a master even when it is not
+        // the leader yet: its copies sync from it (a replica with no upstream cannot serve a
+        // sync), and no client writes to it — clients find leaders through the controller,
+        // which names only a Leader. `follow` re-points it if another replica leads.
+        let _ = state;
+        self.start_server(&instance, true)
             .await
             .map_err(|e| failed(&ctx.replica, e))
     }
@@ -650,7 +682,13 @@ impl Actuator for RedisActuator {
             std::fs::read_to_string(replica.replica_dir.join(RELAY_PORT_FILE)).unwrap_or_default();
         let health = match connect(&endpoint, Duration::from_millis(500)).await {
             Ok(mut connection) => match info(&mut connection).await {
-                Ok(now) if now.get("role").map(String::as_str) == Some("master") => Health::Serving,
+                Ok(now) if now.get("role").map(String::as_str) == Some("master") => {
+                    if is_fenced(&mut connection).await.unwrap_or(false) {
+                        Health::Starting
+                    } else {
+                        Health::Serving
+                    }
+                }
                 Ok(now) => {
                     let parked =
                         now.get("master_port").map(String::as_str) == Some(relay_port.trim());
