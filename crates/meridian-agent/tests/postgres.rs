@@ -15,7 +15,7 @@ use meridian_agent::products::postgres::server;
 use meridian_agent::products::postgres::{PostgresActuator, PostgresConfig};
 use meridian_agent::products::support::PortRange;
 use meridian_agent::{Actuator, Progress, TransitionContext};
-use meridian_wire::{Health, Source, TransitionId};
+use meridian_wire::{Action, Health, Source, TransitionId, TransitionStatus};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -410,6 +410,65 @@ async fn a_copy_interrupted_by_an_agent_crash_is_redone_cleanly() {
         )
         .await
         .expect("a repeat");
+    })
+    .await;
+}
+
+/// Through the agent's loop: a promotion from a deposed controller's epoch is refused before
+/// PostgreSQL sees it, and the standby stays a standby; the current epoch's promotion runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_epoch_promotion_never_reaches_the_server() {
+    let Some(fixture) = Fixture::new(44_500) else {
+        return;
+    };
+    bounded(async {
+        let controller = FakeController::start(5).await;
+        let state_dir = fixture.dir.path().join("agent");
+        let mut config = agent_config(&state_dir, std::slice::from_ref(&controller.url));
+        // The agent's replicas directory is where the fixture's actuator for n1 keeps them.
+        config.replicas_dir = fixture.dir.path().join("n1");
+        let mut actuators = meridian_agent::Actuators::new();
+        actuators.insert(
+            "db".into(),
+            std::sync::Arc::new(fixture.actuator("n1")) as std::sync::Arc<dyn Actuator>,
+        );
+        let agent = RunningAgent::spawn_with(config, actuators);
+        let orders = replica("orders", 0);
+        controller.send(command("t1", 5, orders.clone(), start("Follower")));
+        assert_eq!(controller.final_status("t1").await, TransitionStatus::Done);
+        let endpoint = fixture.endpoint(&fixture.actuator("n1"), "n1").await;
+        let standby = |endpoint: String| async move {
+            let row = client(&endpoint)
+                .await
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .expect("query");
+            row.get::<_, bool>(0)
+        };
+        assert!(standby(endpoint.clone()).await);
+
+        let promote = Action::Promote {
+            from: "Follower".into(),
+            to: "Leader".into(),
+            handoff: None,
+        };
+        controller.send(command("stale", 4, orders.clone(), promote.clone()));
+        let status = controller.final_status("stale").await;
+        assert_eq!(
+            status,
+            TransitionStatus::Refused {
+                reason: "stale epoch 4 < 5".into()
+            }
+        );
+        assert!(standby(endpoint.clone()).await, "still a standby");
+
+        controller.send(command("current", 5, orders, promote));
+        assert_eq!(
+            controller.final_status("current").await,
+            TransitionStatus::Done
+        );
+        assert!(!standby(endpoint).await, "promoted by the current epoch");
+        agent.stop().await;
     })
     .await;
 }
