@@ -501,6 +501,15 @@ async fn kill_an_agent_mid_copy(
                     let Some(agent) = agents.iter_mut().find(|a| a.node == node) else {
                         continue;
                     };
+                    // What an operator sees now (`meridian status`).
+                    let status = api.get("/v1/status").await?;
+                    let nodes = api.get("/v1/nodes").await?;
+                    let report =
+                        crate::status_cmd::render(&status, &nodes, std::slice::from_ref(&detail));
+                    println!("   meridian status:");
+                    for line in report.lines() {
+                        println!("   | {line}");
+                    }
                     println!(
                         "   {}: kill -9 of {node}'s agent at {:.1} MB",
                         step["description"].as_str().unwrap_or("a copy"),

@@ -197,6 +197,12 @@ fn demo_real_moves_real_data_and_loses_nothing() {
         stdout.contains("kill -9 of") && stdout.contains("restarted, it finished the copy"),
         "an agent was killed mid-copy: {stdout}"
     );
+    assert!(
+        stdout.contains(" (running): ")
+            && stdout.contains("replicate on")
+            && stdout.contains("GB ("),
+        "`meridian status` showed the running copy with its bytes: {stdout}"
+    );
 }
 
 #[test]
