@@ -207,6 +207,21 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr().context("a free port")?.port())
 }
 
+/// The first port of `len` consecutive ports on 127.0.0.1 that are all free now, searched
+/// from a start that differs per process and agent.
+fn free_block(len: u16, index: usize) -> Result<u16> {
+    let start = 20_000 + ((std::process::id() as usize * 7 + index * 131) % 350) as u16 * 100;
+    for step in 0..400u16 {
+        let base = 20_000 + (start - 20_000 + step * 100) % 40_000;
+        let free =
+            (base..base + len).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    bail!("no block of {len} free ports on 127.0.0.1")
+}
+
 fn write_agent_config(
     dir: &Path,
     exe: &Path,
@@ -215,8 +230,9 @@ fn write_agent_config(
     url: &str,
     token: &str,
 ) -> Result<PathBuf> {
-    // Each agent its own port ranges: two agents on one machine must not pick the same port.
-    let base = 36_000 + 100 * index as u16;
+    // Each agent its own port ranges, from a block free right now: two agents (or two demos)
+    // on one machine must not pick the same port.
+    let base = free_block(80, index)?;
     let exe = exe.to_string_lossy();
     let run_as = if is_root() {
         "\n      run_as: postgres"
@@ -728,6 +744,21 @@ async fn stream_fingerprint(endpoint: &str) -> Result<(u64, String)> {
 /// stops, by design): anything whose command line names the demo's directory, and the
 /// PostgreSQL postmasters (their children exit with them).
 fn stop_servers_under(dir: &Path) {
+    // Redis rewrites its process title (`redis-server 127.0.0.1:port`) and PostgreSQL's
+    // backends carry no path: their pid files say who they are.
+    for pid_file in files_named(dir, &["redis.pid", "postmaster.pid"]) {
+        let first = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Some(pid) = first
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     let marker = dir.to_string_lossy().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
@@ -749,4 +780,33 @@ fn stop_servers_under(dir: &Path) {
             );
         }
     }
+}
+
+/// Files under `dir` with one of `names`, at any depth (bounded).
+fn files_named(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut visited = 0;
+    while let Some(directory) = stack.pop() {
+        visited += 1;
+        if visited > 100_000 {
+            break;
+        }
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| names.contains(&n))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
