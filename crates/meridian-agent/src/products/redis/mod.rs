@@ -1,172 +1,102 @@
-//! The `redis` actuator (stream product): a partition replica is a redis-server with its own
-//! directory, port and append-only file; replicas follow their leader with `REPLICAOF`.
+//! The `redis` actuator (stream product): a partition replica is one redis-server with its
+//! own directory, port (127.0.0.1) and append-only file; replicas follow their leader with
+//! `REPLICAOF`.
 //!
 //! | transition | Redis |
 //! |---|---|
-//! | start Leader | redis-server, writable |
-//! | start Replica | redis-server *parked*: a replica of its own idle relay port, so read-only until `follow` names its leader |
-//! | replicate | the server syncs through an agent-side relay that holds the source's bytes to the booked rate; once its offset reaches the source's and every stream matches, it is re-pointed at the source directly (a partial resync, no second copy) |
-//! | demote | `CLIENT PAUSE WRITE`, wait until connected replicas acknowledged the last offset, record replid, offset and every stream's length and last id (the handoff), then park it (read-only) |
-//! | promote | wait until its offset reaches the handoff's, compare every stream, then `REPLICAOF NO ONE` |
-//! | follow | `REPLICAOF` the leader's endpoint |
-//! | stop | `SHUTDOWN NOSAVE`, delete the replica |
+//! | start, leader state | a new server, taking writes |
+//! | start, other states | a new server, *fenced* (below) until `follow` names its leader |
+//! | replicate | a fenced server syncs through an agent-side relay that holds the source's bytes to the booked rate; caught up and verified (every stream's length and last id, at one replication position), it is re-pointed at the source directly — a partial resync, no second copy (`copy.rs`) |
+//! | demote | `CLIENT PAUSE WRITE`, fence, record replication id, offset and every stream (the handoff, kept in `handoff.json`), unpause, wait for the replicas' acknowledgements (`leadership.rs`) |
+//! | promote | wait until its position reaches the handoff's, compare every stream, then `REPLICAOF NO ONE` and lift the fence; without a handoff (the leader died): refused while its old master answers and takes writes, caught up first with one that answers fenced, else promote what it has |
+//! | follow | fence if needed, `REPLICAOF <leader>`; refused for a server that takes writes |
+//! | stop | `SHUTDOWN NOSAVE NOW FORCE` (SIGKILL by pid file if it lingers), delete the directory |
+//! | observe | `INFO` + `ACL DRYRUN` within 800 ms: health, `mem_gib`, endpoint |
+//! | ensure_running | adopt the running server (port answers with our `config_file`) or start it as its configuration says; fence a non-leader that takes writes; never lift a fence |
 //!
-//! Every role change is written to the server's configuration (`CONFIG REWRITE`), so a server
-//! restarted by `ensure_running` comes back in the role it had — a replica never comes back
-//! writable.
+//! # The fence: the `default` user's write permission
+//!
+//! Whether a server takes writes is decided by ACL — `user default ... +@all -@write` — not
+//! by its replication role. Every client connects as `default`, so `-@write` refuses every
+//! write command (scripts and `MULTI` included, `EXEC` re-checks), on open connections from
+//! their next command, while the master's replication stream, applied by an internal client
+//! no ACL applies to, goes on. `CONFIG REWRITE` saves it, so a restarted server comes back
+//! fenced. The alternatives fall short:
+//! - parking a non-leader as `REPLICAOF` of some port nobody serves makes it read-only only
+//!   as long as nothing ever answers there — whatever does later (another replica's server
+//!   or relay) would be synced from, replacing this replica's data;
+//! - `min-replicas-to-write` refuses writes only while too few replicas are connected, so it
+//!   reopens the moment one connects: a policy, not a fence;
+//! - `CLIENT PAUSE WRITE` alone ends with its timeout and with a restart;
+//! - `SHUTDOWN` fences by stopping, but then the old leader cannot stream the last bytes to
+//!   replicas that are behind, nor serve reads, until it follows its successor.
+//!
+//! So: a new non-leader starts fenced and is a master of nothing (its own, empty, history)
+//! until `follow`; a demoted leader stays a fenced master that keeps streaming to its
+//! replicas until it follows the new leader; only `start` in the leader state and `promote`
+//! ever lift the fence. `replica-read-only yes` holds too, as a second line.
+//!
+//! # Files in a replica's directory
+//!
+//! `port` and `relay-port` (claimed once, kept for life: `ports.rs`), `redis.conf` (written
+//! at creation, then kept by Redis's `CONFIG REWRITE`), `redis.pid`, `redis.log`, the
+//! append-only files (`appendonlydir/`), and `handoff.json` after a demotion.
+//!
+//! # Leader state
+//!
+//! Which state takes writes is `leader_state` in the configuration (default `Leader`): a
+//! `start` or `ensure_running` has no other way to know. So `promote` refuses a `to` that is
+//! not it (an agent restart would otherwise fence that leader), and `demote` treats a server
+//! that takes writes as a leader whatever `from` says (its successor needs the handoff).
+//!
+//! # Limits
+//!
+//! - Redis 7.0 or later (`ACL DRYRUN`, `CLIENT PAUSE WRITE`, `SHUTDOWN NOW FORCE`), checked
+//!   when a server is adopted or started.
+//! - Servers listen on 127.0.0.1 and report `127.0.0.1:<port>`: peers must be on this host.
+//! - A copy is verified by comparing both sides at one replication position; a source taking
+//!   writes faster than the replica can be caught at one (dozens of snapshots) fails the
+//!   copy rather than pass it unverified.
+//! - Only copies go through the relay. A resync Redis starts by itself — a follower whose
+//!   history diverged from its new leader's, or one that fell out of its leader's backlog —
+//!   is a direct, unthrottled full sync the planner did not book.
 
+mod client;
 pub mod config;
-pub mod relay;
+mod copy;
+pub mod handoff;
+mod info;
+mod leadership;
+mod observe;
+mod ports;
+mod relay;
+mod server;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use meridian_wire::{Health, Source};
-use serde::{Deserialize, Serialize};
+use meridian_wire::{ReplicaKey, Source};
 
 use crate::actuator::{Actuator, ActuatorError, Observation, ReplicaContext, TransitionContext};
-use crate::products::support::{claim_port, PortRange, RunAs};
+use crate::products::support::{claim_port, RunAs, PORT_FILE};
 pub use config::RedisConfig;
+use copy::{split_endpoint, Copy, Verify};
+use server::{Launcher, Server, Writes};
 
-const RELAY_PORT_FILE: &str = "relay-port";
-const HANDOFF_FILE: &str = "handoff.json";
-const CONF: &str = "redis.conf";
-const PID: &str = "redis.pid";
-const POLL: Duration = Duration::from_millis(100);
-const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// What a demotion hands to the promotion that follows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Handoff {
-    pub replid: String,
-    pub offset: u64,
-    /// Every stream: (length, last entry id).
-    pub streams: BTreeMap<String, (u64, String)>,
-}
+/// The demotion's handoff, with the transition it belongs to.
+pub const HANDOFF_FILE: &str = "handoff.json";
 
 pub struct RedisActuator {
+    product: String,
     config: RedisConfig,
-    run_as: Option<RunAs>,
+    launcher: Launcher,
+    /// The agent's replicas directory: ports are unique under it.
     replicas_root: PathBuf,
-}
-
-/// A replica's server: where it lives and listens.
-struct Instance {
-    dir: PathBuf,
-    port: u16,
-    relay_port: u16,
-}
-
-impl Instance {
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-fn failed(replica: &dyn std::fmt::Display, error: impl std::fmt::Display) -> ActuatorError {
-    ActuatorError::Failed(format!("redis {replica}: {error}"))
-}
-
-/// `INFO` output as a map.
-fn parse_info(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.trim().split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Offsets of connected replicas in `INFO replication` (`slave0:ip=..,port=..,offset=N,..`).
-fn replica_offsets(info: &BTreeMap<String, String>) -> Vec<u64> {
-    info.iter()
-        .filter(|(k, _)| k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit()))
-        .filter_map(|(_, v)| {
-            v.split(',')
-                .find_map(|field| field.strip_prefix("offset="))
-                .and_then(|o| o.parse().ok())
-        })
-        .collect()
-}
-
-async fn connect(
-    endpoint: &str,
-    timeout: Duration,
-) -> Result<redis::aio::MultiplexedConnection, String> {
-    let client = redis::Client::open(format!("redis://{endpoint}/"))
-        .map_err(|e| format!("{endpoint}: {e}"))?;
-    tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| format!("{endpoint}: no connection within {timeout:?}"))?
-        .map_err(|e| format!("{endpoint}: {e}"))
-}
-
-async fn query<T: redis::FromRedisValue>(
-    connection: &mut redis::aio::MultiplexedConnection,
-    command: &redis::Cmd,
-) -> Result<T, String> {
-    tokio::time::timeout(QUERY_TIMEOUT, command.query_async(connection))
-        .await
-        .map_err(|_| "no answer within 3 s".to_string())?
-        .map_err(|e| e.to_string())
-}
-
-async fn info(
-    connection: &mut redis::aio::MultiplexedConnection,
-) -> Result<BTreeMap<String, String>, String> {
-    let text: String = query(connection, redis::cmd("INFO").arg("replication")).await?;
-    Ok(parse_info(&text))
-}
-
-/// Every stream's length and last id.
-async fn streams(
-    connection: &mut redis::aio::MultiplexedConnection,
-) -> Result<BTreeMap<String, (u64, String)>, String> {
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    for _ in 0..100_000 {
-        let (next, batch): (u64, Vec<String>) = query(
-            connection,
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("TYPE")
-                .arg("stream")
-                .arg("COUNT")
-                .arg(1000),
-        )
-        .await?;
-        keys.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    let mut out = BTreeMap::new();
-    for key in keys {
-        let length: u64 = query(connection, redis::cmd("XLEN").arg(&key)).await?;
-        let last: Vec<(String, redis::Value)> = query(
-            connection,
-            redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1),
-        )
-        .await?;
-        let last = last
-            .into_iter()
-            .next()
-            .map(|(id, _)| id)
-            .unwrap_or_default();
-        out.insert(key, (length, last));
-    }
-    Ok(out)
-}
-
-fn number(info: &BTreeMap<String, String>, key: &str) -> u64 {
-    info.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    /// Port claims read and then write files under `replicas_root`: two replicas claiming
+    /// at once could otherwise pick the same port.
+    claims: Mutex<()>,
 }
 
 impl RedisActuator {
@@ -175,394 +105,293 @@ impl RedisActuator {
         config: RedisConfig,
         replicas_root: PathBuf,
     ) -> Result<RedisActuator, ActuatorError> {
-        config.validate().map_err(|(field, reason)| {
+        let invalid = |field: &str, reason: &str| {
             ActuatorError::Failed(format!("products.{product}.redis.{field}: {reason}"))
-        })?;
+        };
+        config
+            .validate()
+            .map_err(|(field, reason)| invalid(&field, &reason))?;
         let run_as = match &config.run_as {
-            Some(name) => Some(RunAs::lookup(name).map_err(ActuatorError::Failed)?),
+            Some(name) => Some(RunAs::lookup(name).map_err(|reason| invalid("run_as", &reason))?),
             None => None,
         };
-        Ok(RedisActuator {
-            config,
+        let launcher = Launcher {
+            binary: server::resolve_binary(&config.server),
             run_as,
+            settings: config.settings.clone(),
+            start_timeout: Duration::from_millis(config.start_timeout_ms),
+        };
+        Ok(RedisActuator {
+            product: product.to_string(),
+            config,
+            launcher,
             replicas_root,
+            claims: Mutex::new(()),
         })
     }
 
-    fn instance(&self, dir: &Path) -> Result<Instance, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let port = claim_port(dir, &self.replicas_root, self.config.ports)
-            .map_err(|e| format!("port: {e}"))?;
-        let relay_port = claim_named_port(dir, &self.replicas_root, self.config.relay_ports)?;
-        if let Some(run_as) = &self.run_as {
-            std::os::unix::fs::lchown(dir, Some(run_as.uid.as_raw()), Some(run_as.gid.as_raw()))
-                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
-        }
-        Ok(Instance {
-            dir: dir.to_path_buf(),
-            port,
-            relay_port,
-        })
-    }
-
-    async fn connection(
-        &self,
-        instance: &Instance,
-    ) -> Result<redis::aio::MultiplexedConnection, String> {
-        connect(&instance.endpoint(), QUERY_TIMEOUT).await
-    }
-
-    async fn is_running(&self, instance: &Instance) -> bool {
-        match connect(&instance.endpoint(), Duration::from_millis(500)).await {
-            Ok(mut connection) => query::<String>(&mut connection, &redis::cmd("PING"))
-                .await
-                .is_ok(),
-            Err(_) => false,
-        }
-    }
-
-    /// Starts the server if it is not running; a new one is a leader or parked.
-    async fn start_server(&self, instance: &Instance, leader: bool) -> Result<(), String> {
-        if self.is_running(instance).await {
-            return Ok(());
-        }
-        let conf = instance.dir.join(CONF);
-        if !conf.is_file() {
-            let mut text = format!(
-                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {dir}\ndaemonize yes\n\
-                 pidfile {dir}/{PID}\nlogfile {dir}/redis.log\nappendonly yes\nsave \"\"\n\
-                 replica-read-only yes\nrepl-diskless-sync-delay 0\n",
-                port = instance.port,
-                dir = instance.dir.display()
-            );
-            for (name, value) in &self.config.settings {
-                text.push_str(&format!("{name} {value}\n"));
-            }
-            if !leader {
-                text.push_str(&format!("replicaof 127.0.0.1 {}\n", instance.relay_port));
-            }
-            std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
-            if let Some(run_as) = &self.run_as {
-                run_as.chown_tree(&conf).map_err(|e| e.to_string())?;
-            }
-        }
-        let mut command = tokio::process::Command::new(&self.config.server);
-        command
-            .arg(&conf)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        if let Some(run_as) = &self.run_as {
-            run_as.apply(&mut command);
-        }
-        let output = tokio::time::timeout(self.start_timeout(), command.output())
-            .await
-            .map_err(|_| "redis-server did not daemonize in time".to_string())?
-            .map_err(|e| format!("cannot start {}: {e}", self.config.server.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "redis-server: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        let deadline = Instant::now() + self.start_timeout();
-        while !self.is_running(instance).await {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server on {} does not answer (see {}/redis.log)",
-                    instance.endpoint(),
-                    instance.dir.display()
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        Ok(())
-    }
-
-    fn start_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.start_timeout_ms)
+    fn is_leader(&self, state: &str) -> bool {
+        state == self.config.leader_state
     }
 
     fn catch_up_timeout(&self) -> Duration {
         Duration::from_millis(self.config.catch_up_timeout_ms)
     }
 
-    /// `REPLICAOF`, then the configuration file says so too.
-    async fn replica_of(
-        &self,
-        connection: &mut redis::aio::MultiplexedConnection,
-        target: Option<(&str, u16)>,
-    ) -> Result<(), String> {
-        let command = match target {
-            Some((host, port)) => redis::cmd("REPLICAOF").arg(host).arg(port).clone(),
-            None => redis::cmd("REPLICAOF").arg("NO").arg("ONE").clone(),
-        };
-        query::<String>(connection, &command).await?;
-        query::<String>(connection, redis::cmd("CONFIG").arg("REWRITE"))
-            .await
-            .map(|_| ())
+    fn verify(&self) -> Verify<'_> {
+        Verify {
+            pattern: &self.config.verify_keys,
+            keys_max: self.config.verify_keys_max,
+        }
     }
 
-    async fn replicate_instance(
+    /// `<product> <replica>: <action>: <error>`, for the controller's report.
+    fn failed(
         &self,
-        instance: &Instance,
-        source: &str,
-        rate_mbps: f64,
-        bytes: u64,
-        ctx: &TransitionContext,
-    ) -> Result<(), String> {
-        let (host, port) = split(source)?;
-        self.start_server(instance, false).await?;
-        let mut own = self.connection(instance).await?;
-        let direct = info(&mut own).await?;
-        let already = direct.get("master_host").map(String::as_str) == Some(host)
-            && number(&direct, "master_port") == u64::from(port)
-            && direct.get("master_link_status").map(String::as_str) == Some("up");
-        if !already {
-            // Through the relay: the full sync moves at the booked rate.
-            let relay = relay::Relay::start(instance.relay_port, source.to_string(), rate_mbps)
-                .await
-                .map_err(|e| format!("relay on port {}: {e}", instance.relay_port))?;
-            self.replica_of(&mut own, Some(("127.0.0.1", instance.relay_port)))
-                .await?;
-            let estimate = Duration::from_secs_f64(bytes as f64 / (rate_mbps.max(0.001) * 1e6));
-            let deadline = Instant::now() + self.catch_up_timeout() + estimate;
-            let mut source_connection = connect(source, QUERY_TIMEOUT).await?;
-            loop {
-                ctx.progress.set_bytes_done(relay.forwarded());
-                let mine = info(&mut own).await?;
-                let theirs = info(&mut source_connection).await?;
-                let up = mine.get("master_link_status").map(String::as_str) == Some("up")
-                    && number(&mine, "master_sync_in_progress") == 0;
-                let lag = number(&theirs, "master_repl_offset")
-                    .saturating_sub(number(&mine, "slave_repl_offset"));
-                if up {
-                    ctx.progress.set_lag_bytes(lag);
-                    if lag == 0 {
-                        break;
-                    }
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "not caught up with {source} in time (link up: {up}, {lag} bytes behind)"
-                    ));
-                }
-                tokio::time::sleep(POLL).await;
+        replica: &ReplicaKey,
+        action: &str,
+        error: impl std::fmt::Display,
+    ) -> ActuatorError {
+        ActuatorError::Failed(format!("{} {replica}: {action}: {error}", self.product))
+    }
+
+    /// The replica's server, its directory created and its ports claimed on first use.
+    fn server(&self, dir: &Path) -> Result<Server, String> {
+        let _claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let port = claim_port(&dir, &self.replicas_root, self.config.ports)
+            .map_err(|e| format!("port for {}: {e}", dir.display()))?;
+        let relay_port =
+            ports::claim_relay_port(&dir, &self.replicas_root, self.config.relay_ports)
+                .map_err(|e| format!("relay port for {}: {e}", dir.display()))?;
+        Ok(Server {
+            dir,
+            port,
+            relay_port: Some(relay_port),
+        })
+    }
+
+    /// The replica's server if it was ever given a port, creating nothing.
+    fn existing(&self, dir: &Path) -> Result<Option<Server>, String> {
+        let read = |name: &str| ports::read_port(&dir.join(name)).map_err(|e| e.to_string());
+        let Some(port) = read(PORT_FILE)? else {
+            return Ok(None);
+        };
+        let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let relay_port = read(ports::RELAY_PORT_FILE)?;
+        Ok(Some(Server {
+            dir,
+            port,
+            relay_port,
+        }))
+    }
+
+    /// The replica's server, which must have been created before (`action` needs its data).
+    fn created(&self, dir: &Path, action: &str) -> Result<Server, String> {
+        match self.existing(dir)? {
+            Some(server) if server.exists() => Ok(server),
+            _ => Err(format!(
+                "no server was ever created in {}: nothing to {action}",
+                dir.display()
+            )),
+        }
+    }
+
+    async fn start_in(&self, dir: &Path, state: &str) -> Result<(), String> {
+        let server = self.server(dir)?;
+        let leader = self.is_leader(state);
+        let writes = if leader {
+            Writes::Allowed
+        } else {
+            Writes::Fenced
+        };
+        let (mut client, info) = server.ensure_started(&self.launcher, writes).await?;
+        if !leader {
+            if client.writable().await? {
+                client.fence().await?;
             }
-            self.verify_against(&mut own, &mut source_connection, source)
-                .await?;
-            // Straight to the source now: same replication id and offset, so a partial resync.
-            self.replica_of(&mut own, Some((host, port))).await?;
-            drop(relay);
+            return Ok(());
+        }
+        if info.is_replica() {
+            client.follow_nobody().await?;
+        }
+        if !client.writable().await? {
+            client.unfence().await?;
         }
         Ok(())
     }
 
-    /// Every stream equal on both sides (a few tries: the source may be taking writes).
-    async fn verify_against(
+    async fn replicate_in(
         &self,
-        own: &mut redis::aio::MultiplexedConnection,
-        source: &mut redis::aio::MultiplexedConnection,
-        endpoint: &str,
+        ctx: &TransitionContext,
+        state: &str,
+        source: &Source,
+        bytes: u64,
+        rate_mbps: f64,
     ) -> Result<(), String> {
-        let mut last = String::new();
-        for _ in 0..20 {
-            let (mine, theirs) = (streams(own).await?, streams(source).await?);
-            if mine == theirs {
-                return Ok(());
-            }
-            last = format!("here {mine:?}, at {endpoint} {theirs:?}");
-            tokio::time::sleep(POLL).await;
+        let endpoint = source
+            .endpoint
+            .as_deref()
+            .ok_or_else(|| format!("the source on {} reports no endpoint", source.node))?;
+        let server = self.server(&ctx.replica_dir)?;
+        if endpoint == server.endpoint() {
+            return Err(format!("the source {endpoint} is this replica itself"));
         }
-        Err(format!("streams differ after the copy: {last}"))
+        let (mut client, info) = server
+            .ensure_started(&self.launcher, Writes::Fenced)
+            .await?;
+        let copy = Copy {
+            server: &server,
+            source: endpoint,
+            bytes,
+            rate_mbps,
+            progress: &ctx.progress,
+            catch_up_timeout: self.catch_up_timeout(),
+            verify: self.verify(),
+        };
+        copy.run(&mut client, &info).await?;
+        if self.is_leader(state) {
+            // Arriving as the leader: nobody else took writes (the controller sends a copy
+            // in the leader state only for a partition without one), so promote what it has.
+            let info = client.info("replication").await?;
+            let catch_up = self.catch_up_timeout();
+            leadership::promote(&mut client, &info, None, self.verify(), catch_up).await?;
+        }
+        Ok(())
     }
 
-    async fn demote_instance(&self, instance: &Instance) -> Result<Handoff, String> {
-        let handoff_file = instance.dir.join(HANDOFF_FILE);
-        if !self.is_running(instance).await {
-            self.start_server(instance, false).await?;
-        }
-        let mut connection = self.connection(instance).await?;
-        let before = info(&mut connection).await?;
-        let fenced = is_fenced(&mut connection).await?;
-        if before.get("role").map(String::as_str) != Some("master") || fenced {
-            // Demoted already (a repeat after a crash): the same handoff.
-            let text = std::fs::read_to_string(&handoff_file)
-                .map_err(|e| format!("already demoted, and {}: {e}", handoff_file.display()))?;
-            return serde_json::from_str(&text)
-                .map_err(|e| format!("{}: {e}", handoff_file.display()));
-        }
-        // The fence: a master that needs more good replicas than it can ever have refuses
-        // every write (NOREPLICAS), yet still serves syncs, so copies can read from it until
-        // it follows the new leader. Written to its configuration: it holds across restarts.
-        set_fence(&mut connection, true).await?;
-        let deadline = Instant::now() + self.catch_up_timeout();
-        let (replid, offset) = loop {
-            let now = info(&mut connection).await?;
-            let offset = number(&now, "master_repl_offset");
-            let behind = replica_offsets(&now).into_iter().any(|o| o < offset);
-            if !behind {
-                break (
-                    now.get("master_replid").cloned().unwrap_or_default(),
-                    offset,
-                );
-            }
-            if Instant::now() > deadline {
-                return Err(
-                    "connected replicas did not acknowledge the last writes in time (still fenced)"
-                        .into(),
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        };
-        let handoff = Handoff {
-            replid,
-            offset,
-            streams: streams(&mut connection).await?,
-        };
-        let json = serde_json::to_string(&handoff).map_err(|e| e.to_string())?;
-        crate::products::support::write_small(&handoff_file, &json)?;
-        Ok(handoff)
-    }
-
-    async fn promote_instance(
+    async fn demote_in(
         &self,
-        instance: &Instance,
+        ctx: &TransitionContext,
+        from: &str,
+    ) -> Result<Option<String>, String> {
+        let server = self.created(&ctx.replica_dir, "demote")?;
+        // A stopped server comes back as its configuration says (fenced, if it was).
+        let (mut client, info) = server
+            .ensure_started(&self.launcher, Writes::Fenced)
+            .await?;
+        let record = server.dir.join(HANDOFF_FILE);
+        let writable = client.writable().await?;
+        if let Some(handoff) = leadership::recorded(&record, &ctx.id.0)? {
+            // A repeat: the same handoff, and the fence still up.
+            if writable {
+                client.fence().await?;
+            }
+            return handoff.encode().map(Some);
+        }
+        // A server that takes writes is a leader whatever `from` says (a misnamed
+        // leader_state must not cost the successor its handoff).
+        if !self.is_leader(from) && !writable {
+            // Between two non-leader states: nothing to hand off, nothing takes writes.
+            return Ok(None);
+        }
+        let pause = self.launcher.start_timeout;
+        let handoff = leadership::demote(
+            &mut client,
+            &info,
+            (&record, &ctx.id.0),
+            self.verify(),
+            pause,
+        )
+        .await?;
+        tracing::info!(
+            replica = %ctx.replica, replid = %handoff.replid, offset = handoff.offset,
+            streams = handoff.streams.len(), "demoted: fenced, handoff recorded"
+        );
+        handoff.encode().map(Some)
+    }
+
+    async fn promote_in(
+        &self,
+        ctx: &TransitionContext,
+        to: &str,
         handoff: Option<&str>,
     ) -> Result<(), String> {
-        self.start_server(instance, false).await?;
-        let mut connection = self.connection(instance).await?;
-        if info(&mut connection).await?.get("role").map(String::as_str) == Some("master") {
-            // Already a leader, or a fenced one taking leadership back.
-            return set_fence(&mut connection, false).await;
+        if !self.is_leader(to) {
+            // After an agent restart, ensure_running would fence a leader it cannot tell is
+            // one: refuse now, naming the setting, rather than lose the leader then.
+            return Err(format!(
+                "promoting into `{to}`, but the leader state is `{}`: set \
+                 products.{}.redis.leader_state",
+                self.config.leader_state, self.product
+            ));
         }
-        if let Some(handoff) = handoff {
-            let handoff: Handoff =
-                serde_json::from_str(handoff).map_err(|e| format!("handoff `{handoff}`: {e}"))?;
-            let deadline = Instant::now() + self.catch_up_timeout();
-            loop {
-                let now = info(&mut connection).await?;
-                let replid = now.get("master_replid").cloned().unwrap_or_default();
-                let offset = number(&now, "master_repl_offset");
-                if replid == handoff.replid && offset >= handoff.offset {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "refusing to promote: at {replid}:{offset}, the old leader stopped at {}:{}",
-                        handoff.replid, handoff.offset
-                    ));
-                }
-                tokio::time::sleep(POLL).await;
-            }
-            let mine = streams(&mut connection).await?;
-            for (key, expected) in &handoff.streams {
-                if mine.get(key) != Some(expected) {
-                    return Err(format!(
-                        "refusing to promote: stream {key} is {:?} here, the old leader had {expected:?}",
-                        mine.get(key)
-                    ));
-                }
-            }
-        }
-        self.replica_of(&mut connection, None).await?;
-        set_fence(&mut connection, false).await
+        let server = self.created(&ctx.replica_dir, "promote")?;
+        let (mut client, info) = server
+            .ensure_started(&self.launcher, Writes::Fenced)
+            .await?;
+        let catch_up = self.catch_up_timeout();
+        leadership::promote(&mut client, &info, handoff, self.verify(), catch_up).await
     }
 
-    async fn follow_instance(&self, instance: &Instance, leader: &Source) -> Result<(), String> {
+    async fn follow_in(&self, dir: &Path, state: &str, leader: &Source) -> Result<(), String> {
+        if self.is_leader(state) {
+            return Err(format!(
+                "in the leader state {state}: a leader follows nobody"
+            ));
+        }
         let endpoint = leader
             .endpoint
             .as_deref()
             .ok_or_else(|| format!("the leader on {} reports no endpoint", leader.node))?;
-        let (host, port) = split(endpoint)?;
-        self.start_server(instance, false).await?;
-        let mut connection = self.connection(instance).await?;
-        let now = info(&mut connection).await?;
-        // A master here is a start's unclaimed replica (a demoted leader is parked, never a
-        // master): the controller names a leader only for replicas not in the leader state.
-        if now.get("master_host").map(String::as_str) == Some(host)
-            && number(&now, "master_port") == u64::from(port)
-        {
-            return Ok(());
+        let target = split_endpoint(endpoint)?;
+        // Created by a start or a copy: a follow that created a replica would copy the whole
+        // partition from its leader unthrottled, outside any booking.
+        let server = self.created(dir, "follow with")?;
+        if endpoint == server.endpoint() {
+            return Err(format!("told to follow itself ({endpoint})"));
         }
-        self.replica_of(&mut connection, Some((host, port))).await?;
-        // A fenced ex-leader is a replica now: the fence has nothing left to guard.
-        set_fence(&mut connection, false).await
+        let (mut client, info) = server
+            .ensure_started(&self.launcher, Writes::Fenced)
+            .await?;
+        leadership::follow(&mut client, &info, target, server.relay_port).await
     }
-}
 
-/// Replicas a fenced master would need before it takes a write: more than it can have.
-const FENCE_REPLICAS: u64 = 1_000_000;
-
-async fn set_fence(
-    connection: &mut redis::aio::MultiplexedConnection,
-    on: bool,
-) -> Result<(), String> {
-    let needed = if on { FENCE_REPLICAS } else { 0 };
-    query::<String>(
-        connection,
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("min-replicas-to-write")
-            .arg(needed),
-    )
-    .await?;
-    query::<String>(connection, redis::cmd("CONFIG").arg("REWRITE"))
-        .await
-        .map(|_| ())
-}
-
-async fn is_fenced(connection: &mut redis::aio::MultiplexedConnection) -> Result<bool, String> {
-    let pair: Vec<String> = query(
-        connection,
-        redis::cmd("CONFIG").arg("GET").arg("min-replicas-to-write"),
-    )
-    .await?;
-    Ok(pair.get(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) > 0)
-}
-
-fn split(endpoint: &str) -> Result<(&str, u16), String> {
-    let (host, port) = endpoint
-        .rsplit_once(':')
-        .ok_or_else(|| format!("endpoint `{endpoint}` is not host:port"))?;
-    Ok((
-        host,
-        port.parse()
-            .map_err(|_| format!("endpoint `{endpoint}`: bad port"))?,
-    ))
-}
-
-/// The relay port, kept in its own file (the replica's main port is in `port`).
-fn claim_named_port(dir: &Path, root: &Path, range: PortRange) -> Result<u16, String> {
-    let file = dir.join(RELAY_PORT_FILE);
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        return text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{}: not a port", file.display()));
+    async fn stop_in(&self, dir: &Path) -> Result<(), ActuatorError> {
+        let server = self.existing(dir).map_err(ActuatorError::Failed)?;
+        if let Some(server) = server {
+            server
+                .shut_down(self.launcher.start_timeout)
+                .await
+                .map_err(ActuatorError::Failed)?;
+        }
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ActuatorError::io(format!("removing {}", dir.display()), e))
+            }
+            _ => Ok(()),
+        }
     }
-    // claim_port keeps its choice in `port`; borrow a scratch directory for the relay's.
-    let scratch = dir.join(".relay");
-    let port = claim_port(&scratch, root, range).map_err(|e| format!("relay port: {e}"))?;
-    crate::products::support::write_small(&file, &port.to_string())?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(port)
+
+    async fn ensure_running_in(&self, dir: &Path, state: &str) -> Result<(), String> {
+        // The assignment holds only replicas whose transition finished, so a server was
+        // created. If it is gone with its data, it is not recreated empty: an empty leader
+        // would have its followers copy the emptiness, an empty follower would copy its
+        // leader unthrottled. Failing, it is the controller's to repair with a booked copy.
+        let server = self
+            .created(dir, "bring back")
+            .map_err(|e| format!("{e} (its data is gone: not recreating it empty)"))?;
+        let leader = self.is_leader(state);
+        let (mut client, _) = server
+            .ensure_started(&self.launcher, Writes::Fenced)
+            .await?;
+        // A non-leader never takes writes. A fenced leader stays fenced: a demotion was
+        // under way (the journal runs it again), and the controller may have promoted
+        // another replica while this agent was down.
+        if !leader && client.writable().await? {
+            client.fence().await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl Actuator for RedisActuator {
     async fn start(&self, ctx: &TransitionContext, state: &str) -> Result<(), ActuatorError> {
-        let instance = self
-            .instance(&ctx.replica_dir)
-            .map_err(|e| failed(&ctx.replica, e))?;
-        // A new partition's first replica starts empty and as a master even when it is not
-        // the leader yet: its copies sync from it (a replica with no upstream cannot serve a
-        // sync), and no client writes to it — clients find leaders through the controller,
-        // which names only a Leader. `follow` re-points it if another replica leads.
-        let _ = state;
-        self.start_server(&instance, true)
+        self.start_in(&ctx.replica_dir, state)
             .await
-            .map_err(|e| failed(&ctx.replica, e))
+            .map_err(|e| self.failed(&ctx.replica, "start", e))
     }
 
     async fn replicate(
@@ -573,140 +402,59 @@ impl Actuator for RedisActuator {
         bytes: u64,
         rate_mbps: f64,
     ) -> Result<(), ActuatorError> {
-        let replica = &ctx.replica;
-        let endpoint = source.endpoint.as_deref().ok_or_else(|| {
-            failed(
-                replica,
-                format!("the source on {} reports no endpoint", source.node),
-            )
-        })?;
-        let instance = self
-            .instance(&ctx.replica_dir)
-            .map_err(|e| failed(replica, e))?;
-        self.replicate_instance(&instance, endpoint, rate_mbps, bytes, ctx)
+        self.replicate_in(ctx, state, source, bytes, rate_mbps)
             .await
-            .map_err(|e| failed(replica, e))?;
-        if state == self.config.leader_state {
-            self.promote_instance(&instance, None)
-                .await
-                .map_err(|e| failed(replica, e))?;
-        }
-        Ok(())
+            .map_err(|e| self.failed(&ctx.replica, "replicate", e))
     }
 
     async fn promote(
         &self,
         ctx: &TransitionContext,
         _from: &str,
-        _to: &str,
+        to: &str,
         handoff: Option<&str>,
     ) -> Result<(), ActuatorError> {
-        let instance = self
-            .instance(&ctx.replica_dir)
-            .map_err(|e| failed(&ctx.replica, e))?;
-        self.promote_instance(&instance, handoff)
+        self.promote_in(ctx, to, handoff)
             .await
-            .map_err(|e| failed(&ctx.replica, e))
+            .map_err(|e| self.failed(&ctx.replica, "promote", e))
     }
 
     async fn demote(
         &self,
         ctx: &TransitionContext,
-        _from: &str,
+        from: &str,
         _to: &str,
     ) -> Result<Option<String>, ActuatorError> {
-        let instance = self
-            .instance(&ctx.replica_dir)
-            .map_err(|e| failed(&ctx.replica, e))?;
-        let handoff = self
-            .demote_instance(&instance)
+        self.demote_in(ctx, from)
             .await
-            .map_err(|e| failed(&ctx.replica, e))?;
-        serde_json::to_string(&handoff)
-            .map(Some)
-            .map_err(|e| failed(&ctx.replica, e))
+            .map_err(|e| self.failed(&ctx.replica, "demote", e))
     }
 
     async fn follow(
         &self,
         replica: &ReplicaContext,
-        _state: &str,
+        state: &str,
         leader: &Source,
     ) -> Result<(), ActuatorError> {
-        let instance = self
-            .instance(&replica.replica_dir)
-            .map_err(|e| failed(&replica.replica, e))?;
-        self.follow_instance(&instance, leader)
+        self.follow_in(&replica.replica_dir, state, leader)
             .await
-            .map_err(|e| failed(&replica.replica, e))
+            .map_err(|e| self.failed(&replica.replica, "follow", e))
     }
 
     async fn stop(&self, ctx: &TransitionContext, _from: &str) -> Result<(), ActuatorError> {
-        if !ctx.replica_dir.exists() {
-            return Ok(());
-        }
-        let instance = self
-            .instance(&ctx.replica_dir)
-            .map_err(|e| failed(&ctx.replica, e))?;
-        if let Ok(mut connection) = connect(&instance.endpoint(), Duration::from_millis(500)).await
-        {
-            // The connection drops as the server exits: no answer is the answer.
-            let _ = query::<String>(&mut connection, redis::cmd("SHUTDOWN").arg("NOSAVE")).await;
-        }
-        let deadline = Instant::now() + self.start_timeout();
-        while self.is_running(&instance).await {
-            if Instant::now() > deadline {
-                return Err(failed(&ctx.replica, "redis-server did not shut down"));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        match std::fs::remove_dir_all(&ctx.replica_dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ActuatorError::io(
-                format!("removing {}", ctx.replica_dir.display()),
-                e,
-            )),
-            _ => Ok(()),
-        }
+        self.stop_in(&ctx.replica_dir)
+            .await
+            .map_err(|e| self.failed(&ctx.replica, "stop", e))
     }
 
     async fn observe(&self, replica: &ReplicaContext) -> Observation {
-        let Ok(port) = std::fs::read_to_string(
-            replica
-                .replica_dir
-                .join(crate::products::support::PORT_FILE),
-        ) else {
-            return Observation::failing();
-        };
-        let endpoint = format!("127.0.0.1:{}", port.trim());
-        let relay_port =
-            std::fs::read_to_string(replica.replica_dir.join(RELAY_PORT_FILE)).unwrap_or_default();
-        let health = match connect(&endpoint, Duration::from_millis(500)).await {
-            Ok(mut connection) => match info(&mut connection).await {
-                Ok(now) if now.get("role").map(String::as_str) == Some("master") => {
-                    if is_fenced(&mut connection).await.unwrap_or(false) {
-                        Health::Starting
-                    } else {
-                        Health::Serving
-                    }
-                }
-                Ok(now) => {
-                    let parked =
-                        now.get("master_port").map(String::as_str) == Some(relay_port.trim());
-                    let up = now.get("master_link_status").map(String::as_str) == Some("up");
-                    if up && !parked {
-                        Health::Serving
-                    } else {
-                        Health::Starting
-                    }
-                }
-                Err(_) => Health::Failing,
-            },
-            Err(_) => Health::Failing,
-        };
-        Observation {
-            health,
-            heat: Vec::new(),
-            endpoint: Some(endpoint),
+        match self.existing(&replica.replica_dir) {
+            Ok(Some(server)) => observe::observe(&server).await,
+            Ok(None) => Observation::failing(),
+            Err(error) => {
+                tracing::warn!(replica = %replica.replica, "observe: {error}");
+                Observation::failing()
+            }
         }
     }
 
@@ -715,31 +463,8 @@ impl Actuator for RedisActuator {
         replica: &ReplicaContext,
         state: &str,
     ) -> Result<(), ActuatorError> {
-        let instance = self
-            .instance(&replica.replica_dir)
-            .map_err(|e| failed(&replica.replica, e))?;
-        let leader = state == self.config.leader_state;
-        self.start_server(&instance, leader)
+        self.ensure_running_in(&replica.replica_dir, state)
             .await
-            .map_err(|e| failed(&replica.replica, e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_and_replica_offsets_parse() {
-        let text = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
-                    slave0:ip=127.0.0.1,port=7001,state=online,offset=420,lag=0\r\n\
-                    slave1:ip=127.0.0.1,port=7002,state=online,offset=400,lag=1\r\n\
-                    master_replid:abc\r\nmaster_repl_offset:420\r\n";
-        let info = parse_info(text);
-        assert_eq!(info["role"], "master");
-        assert_eq!(number(&info, "master_repl_offset"), 420);
-        let mut offsets = replica_offsets(&info);
-        offsets.sort();
-        assert_eq!(offsets, vec![400, 420]);
+            .map_err(|e| self.failed(&replica.replica, "ensure_running", e))
     }
 }
