@@ -119,9 +119,17 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         api.url
     );
     let mut agents = Vec::new();
+    let mut taken = Vec::new();
     for (index, name) in nodes.iter().enumerate() {
-        let config =
-            write_agent_config(dir.path(), &exe, name, index, &api.url, &agent_tokens[name])?;
+        let config = write_agent_config(
+            dir.path(),
+            &exe,
+            name,
+            index,
+            &api.url,
+            &agent_tokens[name],
+            &mut taken,
+        )?;
         let mut agent = AgentProcess {
             node: name.clone(),
             config,
@@ -208,18 +216,22 @@ fn free_port() -> Result<u16> {
 }
 
 /// The first port of `len` consecutive ports on 127.0.0.1 that are all free now, searched
-/// from a start that differs per process and agent.
-fn free_block(len: u16, index: usize) -> Result<u16> {
-    let start = 20_000 + ((std::process::id() as usize * 7 + index * 131) % 350) as u16 * 100;
-    for step in 0..400u16 {
-        let base = 20_000 + (start - 20_000 + step * 100) % 40_000;
-        let free =
-            (base..base + len).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+/// from a start that differs per process and agent. Below the kernel's ephemeral range
+/// (32768 and up on Linux), where outgoing connections would take ports between this check
+/// and the servers' start; the tests' fixed ranges sit lower still (21000-23999).
+fn free_block(len: u16, index: usize, taken: &[u16]) -> Result<u16> {
+    const FIRST: u16 = 24_000;
+    const BLOCKS: u16 = 87;
+    let start = ((std::process::id() as usize * 7 + index * 13) % BLOCKS as usize) as u16;
+    for step in 0..BLOCKS {
+        let base = FIRST + ((start + step) % BLOCKS) * 100;
+        let free = !taken.contains(&base)
+            && (base..base + len).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
         if free {
             return Ok(base);
         }
     }
-    bail!("no block of {len} free ports on 127.0.0.1")
+    bail!("no block of {len} free ports on 127.0.0.1 between {FIRST} and 32700")
 }
 
 fn write_agent_config(
@@ -229,10 +241,12 @@ fn write_agent_config(
     index: usize,
     url: &str,
     token: &str,
+    taken: &mut Vec<u16>,
 ) -> Result<PathBuf> {
     // Each agent its own port ranges, from a block free right now: two agents (or two demos)
     // on one machine must not pick the same port.
-    let base = free_block(80, index)?;
+    let base = free_block(80, index, taken)?;
+    taken.push(base);
     let exe = exe.to_string_lossy();
     let run_as = if is_root() {
         "\n      run_as: postgres"

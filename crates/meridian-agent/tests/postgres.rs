@@ -141,7 +141,7 @@ async fn leader_with_rows(fixture: &Fixture, rows: i64) -> (PostgresActuator, St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_holds_the_booked_rate_and_catches_up() {
-    let Some(fixture) = Fixture::new(41_000) else {
+    let Some(fixture) = Fixture::new(22_000) else {
         return;
     };
     bounded(async {
@@ -193,7 +193,7 @@ async fn a_copy_holds_the_booked_rate_and_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_moves_under_write_load_without_losing_an_acknowledged_write() {
-    let Some(fixture) = Fixture::new(42_000) else {
+    let Some(fixture) = Fixture::new(22_100) else {
         return;
     };
     bounded(async {
@@ -311,7 +311,7 @@ async fn fingerprint_at(endpoint: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_short_of_the_handoff_is_refused() {
-    let Some(fixture) = Fixture::new(43_000) else {
+    let Some(fixture) = Fixture::new(22_200) else {
         return;
     };
     bounded(async {
@@ -362,7 +362,7 @@ async fn a_promotion_short_of_the_handoff_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_interrupted_by_an_agent_crash_is_redone_cleanly() {
-    let Some(fixture) = Fixture::new(44_000) else {
+    let Some(fixture) = Fixture::new(22_300) else {
         return;
     };
     bounded(async {
@@ -418,7 +418,7 @@ async fn a_copy_interrupted_by_an_agent_crash_is_redone_cleanly() {
 /// PostgreSQL sees it, and the standby stays a standby; the current epoch's promotion runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_epoch_promotion_never_reaches_the_server() {
-    let Some(fixture) = Fixture::new(44_500) else {
+    let Some(fixture) = Fixture::new(22_400) else {
         return;
     };
     bounded(async {

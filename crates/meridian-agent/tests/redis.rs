@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_through_the_relay_holds_the_booked_rate() {
-    let Some(fixture) = Fixture::new(47_100) else {
+    let Some(fixture) = Fixture::new(23_100) else {
         return;
     };
     bounded(async {
@@ -154,7 +154,7 @@ struct Acknowledged {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_moves_under_write_load_without_losing_an_acknowledged_entry() {
-    let Some(fixture) = Fixture::new(47_200) else {
+    let Some(fixture) = Fixture::new(23_200) else {
         return;
     };
     bounded(async {
@@ -275,7 +275,7 @@ async fn a_leader_moves_under_write_load_without_losing_an_acknowledged_entry() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_short_of_the_handoff_is_refused() {
-    let Some(fixture) = Fixture::new(47_300) else {
+    let Some(fixture) = Fixture::new(23_300) else {
         return;
     };
     bounded(async {
@@ -393,7 +393,7 @@ async fn a_promotion_short_of_the_handoff_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_interrupted_by_an_agent_crash_completes_when_run_again() {
-    let Some(fixture) = Fixture::new(47_400) else {
+    let Some(fixture) = Fixture::new(23_400) else {
         return;
     };
     bounded(async {
@@ -443,7 +443,7 @@ async fn a_copy_interrupted_by_an_agent_crash_completes_when_run_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_twice_converges_on_one_server() {
-    let Some(fixture) = Fixture::new(47_500) else {
+    let Some(fixture) = Fixture::new(23_500) else {
         return;
     };
     bounded(async {
@@ -595,7 +595,7 @@ async fn every_method_twice_converges_on_one_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_runs_as_the_configured_user() {
-    let Some(fixture) = Fixture::new(47_600) else {
+    let Some(fixture) = Fixture::new(23_600) else {
         return;
     };
     let Ok(user) = meridian_agent::products::support::RunAs::lookup("nobody") else {

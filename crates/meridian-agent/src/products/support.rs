@@ -37,6 +37,10 @@ pub const PORT_FILE: &str = "port";
 /// agent's replicas directory, `<root>/<group>/<partition>/port`) holds and that is free now.
 /// `replica_dir` is created if needed.
 pub fn claim_port(replica_dir: &Path, root: &Path, range: PortRange) -> io::Result<u16> {
+    // Transitions of different replicas run at once: without this, two could both find the
+    // same port free before either wrote its file.
+    static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _claiming = CLAIMING.lock().unwrap_or_else(|e| e.into_inner());
     let file = replica_dir.join(PORT_FILE);
     if let Some(port) = read_port(&file)? {
         return Ok(port);

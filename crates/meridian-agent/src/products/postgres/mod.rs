@@ -126,6 +126,16 @@ impl PostgresActuator {
             )
             .await
             .map(|_| ())
+            .map_err(|error| {
+                // pg_ctl only says it could not; the server's log says why (a port taken,
+                // shared memory, a bad setting), and a rollback deletes it with the replica.
+                let log = std::fs::read_to_string(instance.log()).unwrap_or_default();
+                let why: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("FATAL") || l.contains("ERROR") || l.contains("HINT"))
+                    .collect();
+                format!("{error}; the server's log says: {}", why.join(" | "))
+            })
     }
 
     async fn stop_server(&self, instance: &Instance) -> Result<(), String> {
